@@ -1,0 +1,194 @@
+"""``srekb``: the command line. Thin: every command is a call into the library.
+
+Heavy imports (the encoder, the engine) happen inside the commands, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="sre-kb: answers on-call questions from your runbooks, incidents, configs and docs, with exact citations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+StoreOpt = Annotated[Path | None, typer.Option("--store", help="embedded store directory [env SRE_KB_STORE, default .srekb]")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object instead of tables")]
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SKIPPED = 0, 1, 2, 3
+
+
+class _KeyValueFormatter(logging.Formatter):
+    """``ts level logger message key=value ...``: structured, greppable logs on stderr."""
+
+    _skip = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        base = f"{self.formatTime(record)} {record.levelname.lower()} {record.name} {record.getMessage()}"
+        extra = " ".join(f"{k}={v}" for k, v in record.__dict__.items() if k not in self._skip)
+        return f"{base} {extra}".rstrip()
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_KeyValueFormatter())
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler], force=True)
+    for noisy in ("httpx", "httpcore", "sentence_transformers", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log progress details to stderr")] = False) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    _setup_logging(verbose)
+
+
+def _settings(store: Path | None) -> Any:
+    from retrieval.settings import Settings
+
+    overrides: dict[str, Any] = {}
+    if store is not None:
+        overrides["store"] = store
+    return Settings(**overrides)
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> None:
+    console.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="files or directories to ingest", show_default=False)],
+    store: StoreOpt = None,
+    source_type: Annotated[
+        str | None, typer.Option("--type", help="force the source type of every file: runbook|incident|config|doc")
+    ] = None,
+    exclude: Annotated[list[str], typer.Option("--exclude", help="glob of paths to leave out (repeatable), e.g. 'questions*.jsonl'")] = [],  # noqa: B006
+    keep_missing: Annotated[bool, typer.Option("--keep-missing", help="do not delete files that disappeared from the tree")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest runbooks, incidents, configs and docs into the store (incremental)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ingest.pipeline import Ingestor
+    from retrieval.embedding import make_embedder
+    from retrieval.errors import SreKbError
+    from retrieval.store import open_store
+    from retrieval.types import SourceType
+
+    forced = None
+    if source_type is not None:
+        try:
+            forced = SourceType(source_type)
+        except ValueError:
+            _fail(f"unknown --type {source_type!r}: use one of runbook, incident, config, doc", EXIT_USAGE)
+    settings = _settings(store)
+    try:
+        embedder = make_embedder(settings)
+        kb_store = open_store(settings, embedder.dim, embedder.name)
+    except SreKbError as exc:
+        _fail(str(exc))
+    try:
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, transient=True, disable=as_json or not console.is_terminal,
+        ) as bar:
+            tasks: dict[str, Any] = {}
+
+            def progress(phase: str, done: int, total: int) -> None:
+                label = {"scan": "scanning files", "embed": "embedding chunks"}[phase]
+                if phase not in tasks:
+                    tasks[phase] = bar.add_task(label, total=total)
+                bar.update(tasks[phase], completed=done, total=total)
+
+            report = Ingestor(kb_store, embedder, settings).run(
+                paths, forced, progress, delete_missing=not keep_missing, exclude=exclude
+            )
+    except SreKbError as exc:
+        _fail(str(exc))
+    finally:
+        kb_store.close()
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+    else:
+        table = Table(title=f"ingested into {settings.qdrant_url or settings.store}", show_header=True)
+        table.add_column("files")
+        table.add_column("count", justify="right")
+        for name in ("added", "updated", "unchanged", "deleted", "skipped"):
+            table.add_row(name, str(len(getattr(report, name))))
+        table.add_row("chunks written", str(report.chunks_written))
+        table.add_row("seconds", f"{report.seconds:.1f}")
+        out.print(table)
+        for skip in report.skipped:
+            out.print(f"[yellow]skipped[/yellow] {skip.path}: {skip.reason}", highlight=False)
+        for note in report.notes:
+            out.print(f"[dim]note[/dim] {note}", highlight=False)
+    if report.skipped:
+        raise typer.Exit(EXIT_SKIPPED)
+
+
+@app.command()
+def sources(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """List the files in the store with their type, hash, chunk count and ingest time."""
+    from retrieval.errors import SreKbError
+    from retrieval.store import open_store
+
+    settings = _settings(store)
+    try:
+        kb_store = open_store(settings, _store_dim(settings), _store_model(settings), create=False)
+    except SreKbError as exc:
+        _fail(str(exc))
+    try:
+        records = sorted(kb_store.sources().values(), key=lambda r: r.path)
+    finally:
+        kb_store.close()
+    if as_json:
+        rows = [{**r.__dict__, "source_type": r.source_type.value} for r in records]
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title=f"{len(records)} sources in {settings.qdrant_url or settings.store}")
+    for col in ("path", "type", "chunks", "sha256", "ingested_at"):
+        table.add_column(col)
+    for r in records:
+        table.add_row(r.path, r.source_type.value, str(r.chunks), r.sha256[:12], r.ingested_at)
+    out.print(table)
+
+
+def _store_meta(settings: Any) -> dict[str, Any]:
+    meta = Path(settings.store) / "store.json"
+    return json.loads(meta.read_text()) if meta.exists() else {}
+
+
+def _store_dim(settings: Any) -> int:
+    """The dimension the store was built with, so listing it needs no model."""
+    if settings.qdrant_url:
+        from retrieval.embedding import make_embedder
+
+        return make_embedder(settings).dim
+    return int(_store_meta(settings).get("dim", 384))
+
+
+def _store_model(settings: Any) -> str:
+    if settings.qdrant_url:
+        from retrieval.embedding import make_embedder
+
+        return make_embedder(settings).name
+    return str(_store_meta(settings).get("model", ""))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,53 @@
+"""One settings class for the whole service, read from ``SRE_KB_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Validated once at start-up; obtain it with :func:`get_settings` and pass it down."""
+
+    model_config = SettingsConfigDict(env_prefix="SRE_KB_", extra="ignore")
+
+    # store
+    store: Path = Field(default=Path(".srekb"), description="embedded store directory")
+    qdrant_url: str | None = Field(default=None, description="Qdrant server URL; set to use a server instead of the embedded store")
+    qdrant_api_key: str | None = None
+    collection: str = "sre_kb"
+
+    # models
+    embedding_model: str = Field(default="all-MiniLM-L6-v2", description="packaged model name, or any sentence-transformers path/name")
+    embedding_backend: Literal["auto", "onnx", "torch"] = "auto"
+    embedding_batch_size: int = Field(default=32, ge=1, le=1024)
+    model_cache: Path = Field(default=Path.home() / ".cache" / "sre-kb", description="where the exported ONNX model is kept")
+
+    # ingestion
+    max_file_bytes: int = Field(default=2_000_000, ge=1, description="files larger than this are skipped")
+    max_chunk_tokens: int = Field(default=256, ge=32, le=512, description="word pieces per chunk: what the encoder reads")
+    allowed_roots: list[Path] = Field(default_factory=list, description="API ingest may only read under these")
+
+    # retrieval (the seed's EnhancedSREMemorySystem.retrieval_config defaults)
+    similarity_top_k: int = Field(default=10, ge=1, le=100)
+    vector_distance_threshold: float = 0.6
+    reranking_enabled: bool = True
+    hybrid_search: bool = True
+    max_question_chars: int = Field(default=2000, ge=10)
+
+    # LLM (optional)
+    google_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("SRE_KB_GOOGLE_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY")
+    )
+    gemini_model: str = "gemini-2.5-flash"
+    llm_timeout_s: float = 20.0
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return Settings()

@@ -1,0 +1,472 @@
+"""The vector store: one protocol, two Qdrant backends chosen by settings.
+
+* :class:`EdgeStore` (default): the Qdrant engine in-process (``qdrant-edge-py``), a directory
+  on disk. One process owns it at a time.
+* :class:`ServerStore`: a Qdrant server through ``qdrant-client`` (``SRE_KB_QDRANT_URL``);
+  ``":memory:"`` gives qdrant-client's local mode, used by tests as a double of the server path.
+
+Both keep one collection layout: named dense vector ``dense`` (cosine) and named sparse vector
+``bm25`` (IDF modifier) plus the chunk as payload; point ids are uuid5(path#key) so re-ingest
+overwrites instead of duplicating. Hybrid search is one engine query: a dense prefetch and a
+BM25 prefetch fused by (weighted) RRF inside Qdrant. Each backend also keeps one record per
+ingested file (hash, size, chunk count) that drives incremental ingestion.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from retrieval.errors import ConfigError, StoreError, StoreLockedError, StoreNotFoundError
+from retrieval.settings import Settings
+from retrieval.types import Chunk, Hit, SourceRecord, SourceType
+
+log = logging.getLogger(__name__)
+
+POINT_NAMESPACE = uuid.UUID("5b3a7e0c-1f4e-4c1a-9a57-3c0b8f2d9e11")
+SparseVec = tuple[list[int], list[float]]
+INDEXED_FIELDS = {"path": "keyword", "source_type": "keyword", "meta.service": "keyword", "meta.date": "datetime", "file_hash": "keyword"}
+
+
+def point_id(path: str, key: str) -> str:
+    """Deterministic point id of one chunk."""
+    return str(uuid.uuid5(POINT_NAMESPACE, f"{path}#{key}"))
+
+
+@dataclass
+class SearchFilters:
+    """Restricts a search: any of the listed source types / services / paths, a date window."""
+
+    source_types: list[SourceType] = field(default_factory=list)
+    services: list[str] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    date_from: str | None = None
+    date_to: str | None = None
+
+    FIELDS = ("source_types", "services", "paths", "date_from", "date_to")
+
+    def is_empty(self) -> bool:
+        return not (self.source_types or self.services or self.paths or self.date_from or self.date_to)
+
+    def conditions(self) -> list[tuple[str, str, Any]]:
+        """Backend-neutral conditions: (payload key, "any" | "range", value)."""
+        out: list[tuple[str, str, Any]] = []
+        if self.source_types:
+            out.append(("source_type", "any", [SourceType(t).value for t in self.source_types]))
+        if self.services:
+            out.append(("meta.service", "any", list(self.services)))
+        if self.paths:
+            out.append(("path", "any", list(self.paths)))
+        if self.date_from or self.date_to:
+            out.append(("meta.date", "range", (self.date_from, self.date_to)))
+        return out
+
+
+@dataclass
+class HybridQuery:
+    """One hybrid search: the query vectors, fusion weights and sizes."""
+
+    dense: np.ndarray
+    sparse: SparseVec
+    limit: int = 10
+    prefetch: int = 50
+    dense_weight: float = 1.0
+    sparse_weight: float = 1.0
+    rrf_k: int = 60
+    filters: SearchFilters | None = None
+
+
+class Store(Protocol):
+    """What ingestion and retrieval need from a vector store."""
+
+    def upsert(self, chunks: Sequence[Chunk], dense: np.ndarray, sparse: Sequence[SparseVec], file_hash: str) -> None:
+        """Write chunks with their vectors (overwrites points with the same path#key)."""
+
+    def delete_path(self, path: str, keep_hash: str | None = None) -> None:
+        """Delete a file's chunks; with ``keep_hash``, only those of other versions."""
+
+    def hybrid(self, query: HybridQuery) -> list[Hit]:
+        """Dense + BM25 prefetches fused by weighted RRF in the engine."""
+
+    def dense_search(self, vector: np.ndarray, limit: int, filters: SearchFilters | None = None) -> list[Hit]:
+        """Dense-only nearest neighbours (cosine)."""
+
+    def sparse_search(self, vector: SparseVec, limit: int, filters: SearchFilters | None = None) -> list[Hit]:
+        """BM25-only search."""
+
+    def chunks(self, path: str | None = None) -> Iterator[Chunk]:
+        """Every stored chunk (of one path), in no particular order."""
+
+    def count(self) -> int:
+        """Number of stored chunks."""
+
+    def sources(self) -> dict[str, SourceRecord]:
+        """Ingested files by path."""
+
+    def put_source(self, record: SourceRecord) -> None:
+        """Remember a file as ingested (call only after its chunks are written)."""
+
+    def drop_source(self, path: str) -> None:
+        """Forget a file (call after its chunks are deleted)."""
+
+    def optimize(self) -> None:
+        """Build indexes after a write batch."""
+
+    def close(self) -> None:
+        """Release the store (the embedded shard's lock)."""
+
+
+def _payload(chunk: Chunk, file_hash: str) -> dict[str, Any]:
+    payload = chunk.to_payload()
+    payload["file_hash"] = file_hash
+    return payload
+
+
+def _hit(pid: Any, score: float, payload: dict[str, Any] | None) -> Hit:
+    return Hit(chunk=Chunk.from_payload(payload or {}), score=float(score), id=str(pid))
+
+
+# --------------------------------------------------------------------------------------------
+# Embedded: qdrant-edge
+# --------------------------------------------------------------------------------------------
+
+
+class EdgeStore:
+    """The Qdrant engine in-process: ``<dir>/shard`` + ``<dir>/sources.sqlite`` + ``<dir>/store.json``."""
+
+    def __init__(self, directory: Path, dim: int, model: str, *, create: bool = True) -> None:
+        import qdrant_edge as qe
+
+        self._qe = qe
+        self.directory = Path(directory)
+        self.dim = dim
+        shard_dir = self.directory / "shard"
+        meta_path = self.directory / "store.json"
+        exists = (shard_dir / "wal").exists() or meta_path.exists()
+        if not exists and not create:
+            raise StoreNotFoundError(f"no index at {self.directory}: run `srekb ingest PATH --store {self.directory}` first")
+        if meta_path.exists():
+            meta = json.loads(meta_path.read_text())
+            if meta.get("dim") != dim or meta.get("model") != model:
+                raise ConfigError(
+                    f"store {self.directory} was built with model {meta.get('model')!r} (dim {meta.get('dim')}), "
+                    f"not {model!r} (dim {dim}): use that model or ingest into a new --store"
+                )
+        config = qe.EdgeConfig(
+            vectors={"dense": qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
+            sparse_vectors={"bm25": qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        )
+        try:
+            if (shard_dir / "wal").exists():
+                self._shard = qe.EdgeShard.load(str(shard_dir))
+            else:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self._shard = qe.EdgeShard.create(str(shard_dir), config)
+                for key, kind in INDEXED_FIELDS.items():
+                    schema = qe.PayloadSchemaType.Datetime if kind == "datetime" else qe.PayloadSchemaType.Keyword
+                    self._shard.update(qe.UpdateOperation.create_field_index(key, schema))
+                meta_path.write_text(json.dumps({"dim": dim, "model": model, "backend": "edge"}))
+        except Exception as exc:
+            if "WouldBlock" in str(exc) or "lock" in str(exc).lower():
+                raise StoreLockedError(
+                    f"the store {self.directory} is in use by another process (is `srekb serve` running on it?): "
+                    "stop that process, query it over HTTP, or pass another --store"
+                ) from exc
+            raise StoreError(f"cannot open the store at {self.directory}: {exc}") from exc
+        self._lock = threading.RLock()
+        self._db_path = self.directory / "sources.sqlite"
+        with self._db() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS sources (path TEXT PRIMARY KEY, root TEXT, source_type TEXT, sha256 TEXT,"
+                " size INTEGER, chunks INTEGER, ingested_at TEXT, title TEXT, pipeline TEXT)"
+            )
+
+    def _db(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self._db_path, timeout=10)
+        db.row_factory = sqlite3.Row
+        return db
+
+    # -- filters -------------------------------------------------------------------------
+    def _filter(self, filters: SearchFilters | None, extra: list[Any] | None = None) -> Any:
+        qe = self._qe
+        must: list[Any] = list(extra or [])
+        for key, kind, value in filters.conditions() if filters else []:
+            if kind == "any":
+                must.append(qe.FieldCondition(key, match=qe.MatchAny(value)))
+            else:
+                lo, hi = value
+                must.append(qe.FieldCondition(key, range=qe.RangeDateTime(gte=lo, lte=hi)))
+        return qe.Filter(must=must) if must else None
+
+    # -- writes --------------------------------------------------------------------------
+    def upsert(self, chunks: Sequence[Chunk], dense: np.ndarray, sparse: Sequence[SparseVec], file_hash: str) -> None:
+        qe = self._qe
+        points = [
+            qe.Point(
+                point_id(c.path, c.key),
+                {"dense": dense[i].tolist(), "bm25": qe.SparseVector(list(sparse[i][0]), list(sparse[i][1]))},
+                _payload(c, file_hash),
+            )
+            for i, c in enumerate(chunks)
+        ]
+        with self._lock:
+            for start in range(0, len(points), 256):
+                self._shard.update(qe.UpdateOperation.upsert_points(points[start : start + 256]))
+
+    def delete_path(self, path: str, keep_hash: str | None = None) -> None:
+        qe = self._qe
+        must_not = [qe.FieldCondition("file_hash", match=qe.MatchValue(keep_hash))] if keep_hash else None
+        flt = qe.Filter(must=[qe.FieldCondition("path", match=qe.MatchValue(path))], must_not=must_not)
+        with self._lock:
+            self._shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
+
+    # -- reads ---------------------------------------------------------------------------
+    def hybrid(self, query: HybridQuery) -> list[Hit]:
+        qe = self._qe
+        flt = self._filter(query.filters)
+        req = qe.QueryRequest(
+            limit=query.limit,
+            query=qe.Fusion.Rrf(k=query.rrf_k, weights=[query.dense_weight, query.sparse_weight]),
+            prefetches=[
+                qe.Prefetch(limit=query.prefetch, query=qe.Query.Nearest(query.dense.tolist(), using="dense"), filter=flt),
+                qe.Prefetch(limit=query.prefetch, query=qe.Query.Nearest(qe.SparseVector(*query.sparse), using="bm25"), filter=flt),
+            ],
+            filter=flt,
+            with_payload=True,
+        )
+        with self._lock:
+            points = self._shard.query(req)
+        return [_hit(p.id, p.score, p.payload) for p in points]
+
+    def dense_search(self, vector: np.ndarray, limit: int, filters: SearchFilters | None = None) -> list[Hit]:
+        qe = self._qe
+        req = qe.QueryRequest(limit=limit, query=qe.Query.Nearest(vector.tolist(), using="dense"), filter=self._filter(filters), with_payload=True)
+        with self._lock:
+            return [_hit(p.id, p.score, p.payload) for p in self._shard.query(req)]
+
+    def sparse_search(self, vector: SparseVec, limit: int, filters: SearchFilters | None = None) -> list[Hit]:
+        qe = self._qe
+        if not vector[0]:
+            return []
+        req = qe.QueryRequest(
+            limit=limit, query=qe.Query.Nearest(qe.SparseVector(*vector), using="bm25"), filter=self._filter(filters), with_payload=True
+        )
+        with self._lock:
+            return [_hit(p.id, p.score, p.payload) for p in self._shard.query(req)]
+
+    def chunks(self, path: str | None = None) -> Iterator[Chunk]:
+        qe = self._qe
+        flt = qe.Filter(must=[qe.FieldCondition("path", match=qe.MatchValue(path))]) if path else None
+        offset = None
+        while True:
+            with self._lock:
+                records, offset = self._shard.scroll(qe.ScrollRequest(offset=offset, limit=512, filter=flt, with_payload=True))
+            for r in records:
+                yield Chunk.from_payload(r.payload or {})
+            if offset is None:
+                return
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._shard.count(self._qe.CountRequest(exact=True)))
+
+    # -- source records ------------------------------------------------------------------
+    def sources(self) -> dict[str, SourceRecord]:
+        with self._db() as db:
+            rows = db.execute("SELECT * FROM sources").fetchall()
+        return {r["path"]: SourceRecord(**{**dict(r), "source_type": SourceType(r["source_type"])}) for r in rows}
+
+    def put_source(self, record: SourceRecord) -> None:
+        data = asdict(record)
+        data["source_type"] = record.source_type.value
+        with self._lock:
+            self._shard.flush()  # the chunks are durable before the hash says they are there
+        with self._db() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO sources VALUES (:path, :root, :source_type, :sha256, :size, :chunks, :ingested_at, :title, :pipeline)", data
+            )
+
+    def drop_source(self, path: str) -> None:
+        with self._lock:
+            self._shard.flush()
+        with self._db() as db:
+            db.execute("DELETE FROM sources WHERE path = ?", (path,))
+
+    def optimize(self) -> None:
+        with self._lock:
+            self._shard.optimize()
+            self._shard.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if getattr(self, "_shard", None) is not None:
+                self._shard.flush()
+                self._shard.close()
+                self._shard = None
+
+
+# --------------------------------------------------------------------------------------------
+# Server: qdrant-client
+# --------------------------------------------------------------------------------------------
+
+
+class ServerStore:
+    """A Qdrant server (or qdrant-client's ``":memory:"`` local mode in tests)."""
+
+    def __init__(self, url: str, collection: str, dim: int, model: str, api_key: str | None = None, *, create: bool = True) -> None:
+        from qdrant_client import QdrantClient
+        from qdrant_client import models as m
+
+        self._m = m
+        self.collection = collection
+        self.sources_collection = f"{collection}__sources"
+        self.dim = dim
+        try:
+            self._client = QdrantClient(location=":memory:") if url == ":memory:" else QdrantClient(url=url, api_key=api_key, timeout=30)
+            exists = self._client.collection_exists(collection)
+        except Exception as exc:
+            raise StoreError(f"cannot reach the Qdrant server at {url}: {exc}; check SRE_KB_QDRANT_URL and that the server runs") from exc
+        if not exists:
+            if not create:
+                raise StoreNotFoundError(f"no collection {collection!r} on {url}: run `srekb ingest PATH` first")
+            self._client.create_collection(
+                collection,
+                vectors_config={"dense": m.VectorParams(size=dim, distance=m.Distance.COSINE)},
+                sparse_vectors_config={"bm25": m.SparseVectorParams(modifier=m.Modifier.IDF)},
+                metadata={"model": model, "dim": dim},
+            )
+            for key, kind in INDEXED_FIELDS.items() if url != ":memory:" else ():  # local mode has no payload indexes
+                schema = m.PayloadSchemaType.DATETIME if kind == "datetime" else m.PayloadSchemaType.KEYWORD
+                self._client.create_payload_index(collection, key, field_schema=schema)
+        else:
+            params = self._client.get_collection(collection).config.params
+            vectors = params.vectors if isinstance(params.vectors, dict) else {}
+            have = vectors.get("dense").size if "dense" in vectors else None
+            if have != dim:
+                raise ConfigError(f"collection {collection!r} holds {have}-d vectors, the model gives {dim}: use another SRE_KB_COLLECTION")
+        if not self._client.collection_exists(self.sources_collection):
+            self._client.create_collection(self.sources_collection, vectors_config={})
+
+    def _filter(self, filters: SearchFilters | None) -> Any:
+        m = self._m
+        must: list[Any] = []
+        for key, kind, value in filters.conditions() if filters else []:
+            if kind == "any":
+                must.append(m.FieldCondition(key=key, match=m.MatchAny(any=value)))
+            else:
+                lo, hi = value
+                must.append(m.FieldCondition(key=key, range=m.DatetimeRange(gte=lo, lte=hi)))
+        return m.Filter(must=must) if must else None
+
+    def upsert(self, chunks: Sequence[Chunk], dense: np.ndarray, sparse: Sequence[SparseVec], file_hash: str) -> None:
+        m = self._m
+        points = [
+            m.PointStruct(
+                id=point_id(c.path, c.key),
+                vector={"dense": dense[i].tolist(), "bm25": m.SparseVector(indices=list(sparse[i][0]), values=list(sparse[i][1]))},
+                payload=_payload(c, file_hash),
+            )
+            for i, c in enumerate(chunks)
+        ]
+        for start in range(0, len(points), 256):
+            self._client.upsert(self.collection, points[start : start + 256], wait=True)
+
+    def delete_path(self, path: str, keep_hash: str | None = None) -> None:
+        m = self._m
+        must_not = [m.FieldCondition(key="file_hash", match=m.MatchValue(value=keep_hash))] if keep_hash else None
+        flt = m.Filter(must=[m.FieldCondition(key="path", match=m.MatchValue(value=path))], must_not=must_not)
+        self._client.delete(self.collection, points_selector=m.FilterSelector(filter=flt), wait=True)
+
+    def hybrid(self, query: HybridQuery) -> list[Hit]:
+        m = self._m
+        flt = self._filter(query.filters)
+        res = self._client.query_points(
+            self.collection,
+            prefetch=[
+                m.Prefetch(query=query.dense.tolist(), using="dense", limit=query.prefetch, filter=flt),
+                m.Prefetch(
+                    query=m.SparseVector(indices=list(query.sparse[0]), values=list(query.sparse[1])), using="bm25", limit=query.prefetch, filter=flt
+                ),
+            ],
+            query=m.RrfQuery(rrf=m.Rrf(k=query.rrf_k, weights=[query.dense_weight, query.sparse_weight])),
+            query_filter=flt,
+            limit=query.limit,
+            with_payload=True,
+        )
+        return [_hit(p.id, p.score, p.payload) for p in res.points]
+
+    def dense_search(self, vector: np.ndarray, limit: int, filters: SearchFilters | None = None) -> list[Hit]:
+        res = self._client.query_points(
+            self.collection, query=vector.tolist(), using="dense", limit=limit, query_filter=self._filter(filters), with_payload=True
+        )
+        return [_hit(p.id, p.score, p.payload) for p in res.points]
+
+    def sparse_search(self, vector: SparseVec, limit: int, filters: SearchFilters | None = None) -> list[Hit]:
+        if not vector[0]:
+            return []
+        m = self._m
+        res = self._client.query_points(
+            self.collection,
+            query=m.SparseVector(indices=list(vector[0]), values=list(vector[1])),
+            using="bm25",
+            limit=limit,
+            query_filter=self._filter(filters),
+            with_payload=True,
+        )
+        return [_hit(p.id, p.score, p.payload) for p in res.points]
+
+    def chunks(self, path: str | None = None) -> Iterator[Chunk]:
+        m = self._m
+        flt = m.Filter(must=[m.FieldCondition(key="path", match=m.MatchValue(value=path))]) if path else None
+        offset = None
+        while True:
+            records, offset = self._client.scroll(self.collection, scroll_filter=flt, limit=512, offset=offset, with_payload=True)
+            for r in records:
+                yield Chunk.from_payload(r.payload or {})
+            if offset is None:
+                return
+
+    def count(self) -> int:
+        return int(self._client.count(self.collection, exact=True).count)
+
+    def sources(self) -> dict[str, SourceRecord]:
+        out: dict[str, SourceRecord] = {}
+        offset = None
+        while True:
+            records, offset = self._client.scroll(self.sources_collection, limit=512, offset=offset, with_payload=True)
+            for r in records:
+                p = dict(r.payload or {})
+                p["source_type"] = SourceType(p["source_type"])
+                out[p["path"]] = SourceRecord(**p)
+            if offset is None:
+                return out
+
+    def put_source(self, record: SourceRecord) -> None:
+        data = asdict(record)
+        data["source_type"] = record.source_type.value
+        self._client.upsert(self.sources_collection, [self._m.PointStruct(id=point_id(record.path, "__source__"), vector={}, payload=data)], wait=True)
+
+    def drop_source(self, path: str) -> None:
+        self._client.delete(self.sources_collection, points_selector=self._m.PointIdsList(points=[point_id(path, "__source__")]), wait=True)
+
+    def optimize(self) -> None:
+        """The server builds its indexes itself."""
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def open_store(settings: Settings, dim: int, model: str, *, create: bool = True) -> Store:
+    """The store the settings name: a Qdrant server when ``qdrant_url`` is set, else the embedded one."""
+    if settings.qdrant_url:
+        return ServerStore(settings.qdrant_url, settings.collection, dim, model, settings.qdrant_api_key, create=create)
+    return EdgeStore(settings.store, dim, model, create=create)

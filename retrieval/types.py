@@ -1,0 +1,89 @@
+"""Core types shared by ingestion, retrieval, the API and evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class SourceType(str, Enum):
+    """What kind of SRE document a chunk comes from."""
+
+    RUNBOOK = "runbook"
+    INCIDENT = "incident"
+    CONFIG = "config"
+    DOC = "doc"
+
+
+class Intent(str, Enum):
+    """What the on-call engineer is trying to do; picks the retrieval strategy."""
+
+    TROUBLESHOOTING = "troubleshooting"
+    CONFIGURATION = "configuration"
+    MONITORING = "monitoring"
+    GENERAL = "general"
+
+
+@dataclass
+class Chunk:
+    """One retrievable unit: a Markdown section, one alert rule, one k8s object, one incident.
+
+    ``path`` is relative to the ingest root (what citations show); ``lines`` are 1-based and
+    inclusive. ``title``/``section`` feed the citation label; ``meta`` carries source-specific
+    fields (incident_id, date, severity, service, alert, expr, for, kind, name, namespace...).
+    """
+
+    path: str
+    source_type: SourceType
+    title: str
+    section: str
+    text: str
+    line_start: int
+    line_end: int
+    key: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def embed_text(self) -> str:
+        """Text given to the encoders: the heading path gives a section its context."""
+        head = self.title if not self.section or self.section == self.title else f"{self.title}: {self.section}"
+        return f"{head}\n{self.text}"
+
+    def to_payload(self) -> dict[str, Any]:
+        payload = asdict(self)
+        payload["source_type"] = self.source_type.value
+        return payload
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> Chunk:
+        known = {k: payload[k] for k in ("path", "title", "section", "text", "line_start", "line_end", "key") if k in payload}
+        return cls(source_type=SourceType(payload["source_type"]), meta=dict(payload.get("meta") or {}), **known)
+
+
+@dataclass
+class Hit:
+    """A chunk returned by a search with its score (higher is better) and per-stage scores."""
+
+    chunk: Chunk
+    score: float
+    id: str = ""
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class SourceRecord:
+    """What the store remembers about one ingested file (drives incremental re-ingest)."""
+
+    path: str
+    root: str
+    source_type: SourceType
+    sha256: str
+    size: int
+    chunks: int
+    ingested_at: str
+    title: str = ""
+    pipeline: str = ""  # chunker version + type + budget + model: a change re-ingests the file
+
+    @property
+    def source_id(self) -> str:
+        return self.path

@@ -1,0 +1,106 @@
+"""Shared fixtures: the real packaged model, both store backends, the corpora."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
+
+from retrieval.embedding import Embedder, HashEmbedder, make_embedder  # noqa: E402
+from retrieval.settings import Settings  # noqa: E402
+from retrieval.store import EdgeStore, ServerStore, Store  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "corpora" / "sre"
+SHIPPED_QUESTIONS = ROOT / "corpora" / "eval" / "questions.jsonl"
+REAL = ROOT.parent / "shared" / "corpora" / "real"
+REAL_EXCLUDE = ["questions*.jsonl"]
+
+
+class CountingEmbedder:
+    """Wraps an embedder, counts the texts it is asked to embed, and memoises vectors so the same
+    real-model vectors can be reused across tests without paying for the model twice."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        self.max_tokens = getattr(inner, "max_tokens", 256)
+        self.calls = 0
+        self.texts = 0
+        self._memo: dict[str, np.ndarray] = {}
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        self.texts += len(texts)
+        missing = [t for t in dict.fromkeys(texts) if t not in self._memo]
+        if missing:
+            for t, v in zip(missing, self.inner.embed_batch(missing), strict=True):
+                self._memo[t] = v
+        return np.stack([self._memo[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    def reset(self) -> None:
+        self.calls = self.texts = 0
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(store=tmp_path_factory.mktemp("store"))
+
+
+@pytest.fixture(scope="session")
+def real_embedder(settings: Settings) -> Embedder:
+    """The packaged all-MiniLM-L6-v2 (ONNX Runtime backend, exported from the wheel's weights)."""
+    return make_embedder(settings)
+
+
+@pytest.fixture(scope="session")
+def shared_memo(real_embedder: Embedder) -> CountingEmbedder:
+    return CountingEmbedder(real_embedder)
+
+
+@pytest.fixture
+def embedder(shared_memo: CountingEmbedder) -> CountingEmbedder:
+    """The real model behind a counter (fresh counts per test, shared memo)."""
+    shared_memo.reset()
+    return shared_memo
+
+
+@pytest.fixture
+def fake_embedder() -> HashEmbedder:
+    return HashEmbedder(64)
+
+
+def _make_store(kind: str, tmp_path: Path, dim: int, model: str) -> Store:
+    if kind == "edge":
+        return EdgeStore(tmp_path / "store", dim, model)
+    return ServerStore(":memory:", "sre_kb_test", dim, model)
+
+
+@pytest.fixture(params=["edge", "server"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Every store test runs on the embedded engine and on the server code path."""
+    return str(request.param)
+
+
+@pytest.fixture
+def make_store(store_kind: str, tmp_path: Path) -> Iterator:
+    opened: list[Store] = []
+
+    def factory(dim: int, model: str) -> Store:
+        s = _make_store(store_kind, tmp_path, dim, model)
+        opened.append(s)
+        return s
+
+    yield factory
+    for s in opened:
+        try:
+            s.close()
+        except Exception:
+            pass
