@@ -23,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
-out = Console()
+out = Console(soft_wrap=True)  # citations and paths must never be wrapped mid-line
 
 StoreOpt = Annotated[Path | None, typer.Option("--store", help="embedded store directory [env SRE_KB_STORE, default .srekb]")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object instead of tables")]
@@ -166,6 +166,102 @@ def sources(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
     for r in records:
         table.add_row(r.path, r.source_type.value, str(r.chunks), r.sha256[:12], r.ingested_at)
     out.print(table)
+
+
+def _open_kb(store: Path | None) -> Any:
+    from retrieval.errors import SreKbError
+    from retrieval.kb import KnowledgeBase
+
+    try:
+        return KnowledgeBase(_settings(store))
+    except SreKbError as exc:
+        _fail(str(exc))
+
+
+def _parse_filter_opts(source_type: list[str], service: list[str], since: str | None, until: str | None) -> dict[str, Any] | None:
+    filters: dict[str, Any] = {}
+    if source_type:
+        filters["source_types"] = source_type
+    if service:
+        filters["services"] = service
+    if since:
+        filters["date_from"] = since
+    if until:
+        filters["date_to"] = until
+    return filters or None
+
+
+TypeFilter = Annotated[list[str], typer.Option("--source-type", help="only these source types (repeatable): runbook|incident|config|doc")]
+ServiceFilter = Annotated[list[str], typer.Option("--service", help="only chunks of this service (repeatable)")]
+SinceOpt = Annotated[str | None, typer.Option("--since", help="incidents on or after this date (YYYY-MM-DD)")]
+UntilOpt = Annotated[str | None, typer.Option("--until", help="incidents on or before this date (YYYY-MM-DD)")]
+
+
+@app.command()
+def search(
+    question: Annotated[str, typer.Argument(help="what to look for", show_default=False)],
+    store: StoreOpt = None,
+    k: Annotated[int, typer.Option("--k", help="number of results (1-100)")] = 10,
+    source_type: TypeFilter = [],  # noqa: B006
+    service: ServiceFilter = [],  # noqa: B006
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Retrieval only: the ranked chunks for a question, with scores (no answer)."""
+    from retrieval.errors import SreKbError
+    from retrieval.kb import hit_to_dict
+
+    kb = _open_kb(store)
+    try:
+        result = kb.search(question, k, _parse_filter_opts(source_type, service, since, until))
+    except SreKbError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    finally:
+        kb.close()
+    if as_json:
+        payload = {"question": result.question, "intent": result.intent.value, "hits": [hit_to_dict(h) for h in result.hits],
+                   "timings_ms": {k_: round(v, 2) for k_, v in result.timings_ms.items()}}
+        out.print_json(json.dumps(payload))
+        return
+    out.print(f"[bold]intent:[/bold] {result.intent.value}", highlight=False)
+    for n, h in enumerate(result.hits, 1):
+        c = h.chunk
+        out.print(f"{n:2d}. {h.score:6.3f}  {kb.formatter.label(c)}  [dim]L{c.line_start}-{c.line_end}[/dim]", highlight=False)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="your question", show_default=False)],
+    store: StoreOpt = None,
+    k: Annotated[int | None, typer.Option("--k", help="number of sources retrieved (1-100)")] = None,
+    source_type: TypeFilter = [],  # noqa: B006
+    service: ServiceFilter = [],  # noqa: B006
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer a question from the knowledge base, with citations (or say it cannot)."""
+    from retrieval.errors import SreKbError
+
+    kb = _open_kb(store)
+    try:
+        answer = kb.ask(question, k, _parse_filter_opts(source_type, service, since, until))
+    except SreKbError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    finally:
+        kb.close()
+    if as_json:
+        out.print_json(json.dumps(answer.to_dict()))
+        return
+    out.print(answer.text, highlight=False)
+    out.print()
+    if answer.citation_block:
+        out.print(answer.citation_block, highlight=False)
+        out.print()
+    mode = {"extractive": "extractive (no LLM configured: sentences quoted from the sources)",
+            "generative": f"generative ({kb.settings.gemini_model})", "abstained": "abstained (evidence too weak)"}[answer.mode]
+    out.print(f"[dim]intent: {answer.intent.value} · mode: {mode} · {answer.timings_ms.get('total', 0):.0f} ms[/dim]", highlight=False)
 
 
 def _store_meta(settings: Any) -> dict[str, Any]:

@@ -135,6 +135,20 @@ def _hit(pid: Any, score: float, payload: dict[str, Any] | None) -> Hit:
     return Hit(chunk=Chunk.from_payload(payload or {}), score=float(score), id=str(pid))
 
 
+def _with_channel_scores(fused: list[tuple[Any, float, Any]], dense: list[tuple[Any, float]], sparse: list[tuple[Any, float]]) -> list[Hit]:
+    """Fused hits carrying their dense cosine and BM25 score (a candidate missing from a channel's
+    list scored below that list's last entry: it gets that floor, or 0 for BM25)."""
+    dense_by_id = {str(i): s for i, s in dense}
+    sparse_by_id = {str(i): s for i, s in sparse}
+    dense_floor = min(dense_by_id.values(), default=0.0)
+    hits = []
+    for pid, score, payload in fused:
+        hit = _hit(pid, score, payload)
+        hit.scores = {"fused": hit.score, "dense": dense_by_id.get(hit.id, dense_floor), "bm25": sparse_by_id.get(hit.id, 0.0)}
+        hits.append(hit)
+    return hits
+
+
 # --------------------------------------------------------------------------------------------
 # Embedded: qdrant-edge
 # --------------------------------------------------------------------------------------------
@@ -233,19 +247,22 @@ class EdgeStore:
     def hybrid(self, query: HybridQuery) -> list[Hit]:
         qe = self._qe
         flt = self._filter(query.filters)
-        req = qe.QueryRequest(
+        dense_q = qe.Query.Nearest(query.dense.tolist(), using="dense")
+        sparse_q = qe.Query.Nearest(qe.SparseVector(*query.sparse), using="bm25")
+        fused = qe.QueryRequest(
             limit=query.limit,
             query=qe.Fusion.Rrf(k=query.rrf_k, weights=[query.dense_weight, query.sparse_weight]),
-            prefetches=[
-                qe.Prefetch(limit=query.prefetch, query=qe.Query.Nearest(query.dense.tolist(), using="dense"), filter=flt),
-                qe.Prefetch(limit=query.prefetch, query=qe.Query.Nearest(qe.SparseVector(*query.sparse), using="bm25"), filter=flt),
-            ],
+            prefetches=[qe.Prefetch(limit=query.prefetch, query=dense_q, filter=flt), qe.Prefetch(limit=query.prefetch, query=sparse_q, filter=flt)],
             filter=flt,
             with_payload=True,
         )
+        # The per-channel lists ride in the same planned batch: they give the reranker each
+        # candidate's dense cosine and BM25 score at no extra engine pass.
+        dense = qe.QueryRequest(limit=query.prefetch, query=dense_q, filter=flt, with_payload=False)
+        sparse = qe.QueryRequest(limit=query.prefetch, query=sparse_q, filter=flt, with_payload=False)
         with self._lock:
-            points = self._shard.query(req)
-        return [_hit(p.id, p.score, p.payload) for p in points]
+            f, d, sp = self._shard.query_batch(qe.QueryBatchRequest([fused, dense, sparse]))
+        return _with_channel_scores([(p.id, p.score, p.payload) for p in f], [(p.id, p.score) for p in d], [(p.id, p.score) for p in sp])
 
     def dense_search(self, vector: np.ndarray, limit: int, filters: SearchFilters | None = None) -> list[Hit]:
         qe = self._qe
@@ -389,20 +406,26 @@ class ServerStore:
     def hybrid(self, query: HybridQuery) -> list[Hit]:
         m = self._m
         flt = self._filter(query.filters)
-        res = self._client.query_points(
-            self.collection,
-            prefetch=[
-                m.Prefetch(query=query.dense.tolist(), using="dense", limit=query.prefetch, filter=flt),
-                m.Prefetch(
-                    query=m.SparseVector(indices=list(query.sparse[0]), values=list(query.sparse[1])), using="bm25", limit=query.prefetch, filter=flt
-                ),
-            ],
-            query=m.RrfQuery(rrf=m.Rrf(k=query.rrf_k, weights=[query.dense_weight, query.sparse_weight])),
-            query_filter=flt,
-            limit=query.limit,
-            with_payload=True,
+        dense_q = query.dense.tolist()
+        sparse_q = m.SparseVector(indices=list(query.sparse[0]), values=list(query.sparse[1]))
+        requests = [
+            m.QueryRequest(
+                prefetch=[
+                    m.Prefetch(query=dense_q, using="dense", limit=query.prefetch, filter=flt),
+                    m.Prefetch(query=sparse_q, using="bm25", limit=query.prefetch, filter=flt),
+                ],
+                query=m.RrfQuery(rrf=m.Rrf(k=query.rrf_k, weights=[query.dense_weight, query.sparse_weight])),
+                filter=flt,
+                limit=query.limit,
+                with_payload=True,
+            ),
+            m.QueryRequest(query=dense_q, using="dense", limit=query.prefetch, filter=flt, with_payload=False),
+            m.QueryRequest(query=sparse_q, using="bm25", limit=query.prefetch, filter=flt, with_payload=False),
+        ]
+        f, d, sp = self._client.query_batch_points(self.collection, requests)
+        return _with_channel_scores(
+            [(p.id, p.score, p.payload) for p in f.points], [(p.id, p.score) for p in d.points], [(p.id, p.score) for p in sp.points]
         )
-        return [_hit(p.id, p.score, p.payload) for p in res.points]
 
     def dense_search(self, vector: np.ndarray, limit: int, filters: SearchFilters | None = None) -> list[Hit]:
         res = self._client.query_points(

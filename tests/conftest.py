@@ -104,3 +104,25 @@ def make_store(store_kind: str, tmp_path: Path) -> Iterator:
             s.close()
         except Exception:
             pass
+
+
+@pytest.fixture(scope="session")
+def shipped_store_dir(tmp_path_factory: pytest.TempPathFactory, shared_memo: CountingEmbedder) -> Path:
+    """The shipped corpus ingested once (real model, real embedded engine), then closed."""
+    from ingest.pipeline import Ingestor
+
+    directory = tmp_path_factory.mktemp("shipped") / "store"
+    store = EdgeStore(directory, shared_memo.dim, shared_memo.name)
+    Ingestor(store, shared_memo, Settings()).run([SHIPPED])
+    store.close()
+    return directory
+
+
+@pytest.fixture(scope="session")
+def shipped_kb(shipped_store_dir: Path, shared_memo: CountingEmbedder, tmp_path_factory: pytest.TempPathFactory):
+    from retrieval.kb import KnowledgeBase
+
+    settings = Settings(store=shipped_store_dir, model_cache=tmp_path_factory.mktemp("cache"))
+    kb = KnowledgeBase(settings, embedder=shared_memo.inner)
+    yield kb
+    kb.close()

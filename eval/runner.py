@@ -1,0 +1,149 @@
+"""Evaluation runner: drives the KnowledgeBase (and baselines) over labelled questions."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from eval.dataset import Question, qrels_of
+from eval.metrics import hit_at, lines_overlap, mean, mrr_at, ndcg_at, percentile, ranked, recall_at
+from retrieval.kb import KnowledgeBase
+from retrieval.types import Hit
+
+SearchFn = Callable[[str], list[Hit]]
+
+
+def paths_in_order(hits: list[Hit]) -> list[str]:
+    """File ranking from chunk hits: each file at its best chunk's position."""
+    return list(dict.fromkeys(h.chunk.path for h in hits))
+
+
+def run_scores(hits: list[Hit]) -> dict[str, float]:
+    order = paths_in_order(hits)
+    return {p: float(len(order) - i) for i, p in enumerate(order)}
+
+
+class NaiveHybrid:
+    """The afternoon baseline: rank-bm25 (BM25Okapi) + dense MiniLM over the same chunks, RRF k=60."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        from rank_bm25 import BM25Okapi
+
+        self.kb = kb
+        self.chunks = list(kb.store.chunks())
+        self.bm25 = BM25Okapi([self._tok(c.embed_text()) for c in self.chunks]) if self.chunks else None
+
+    @staticmethod
+    def _tok(text: str) -> list[str]:
+        return re.findall(r"[a-z0-9]+", text.lower())
+
+    def bm25_search(self, question: str, k: int = 10) -> list[Hit]:
+        if not self.bm25:
+            return []
+        scores = self.bm25.get_scores(self._tok(question))
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [Hit(self.chunks[i], float(scores[i])) for i in order]
+
+    def search(self, question: str, k: int = 10, depth: int = 60) -> list[Hit]:
+        dense = self.kb.store.dense_search(self.kb.embedder.embed_batch([question])[0], depth)
+        sparse = self.bm25_search(question, depth)
+        fused: dict[tuple[str, int], float] = {}
+        by_key: dict[tuple[str, int], Hit] = {}
+        for lst in (dense, sparse):
+            for rank, h in enumerate(lst, 1):
+                key = (h.chunk.path, h.chunk.line_start)
+                fused[key] = fused.get(key, 0.0) + 1.0 / (60 + rank)
+                by_key.setdefault(key, h)
+        top = sorted(fused, key=lambda key: -fused[key])[:k]
+        return [Hit(by_key[key].chunk, fused[key]) for key in top]
+
+
+def strategies(kb: KnowledgeBase, naive: NaiveHybrid | None = None) -> dict[str, SearchFn]:
+    """Every strategy compared, on the same index."""
+    bm25 = kb.bm25
+    naive = naive or NaiveHybrid(kb)
+    return {
+        "bm25 (rank-bm25 BM25Okapi)": lambda q: naive.bm25_search(q, 10),
+        "bm25 (qdrant)": lambda q: kb.store.sparse_search(bm25.query(q), 10),
+        "dense": lambda q: kb.store.dense_search(kb.embedder.embed_batch([q])[0], 10),
+        "naive hybrid (rank-bm25 + dense, RRF k=60)": lambda q: naive.search(q, 10),
+        "hybrid": lambda q: kb.search(q, 10, rerank=False, route=False).hits,
+        "hybrid + rerank": lambda q: kb.search(q, 10, rerank=True, route=False).hits,
+        "hybrid + rerank + intent": lambda q: kb.search(q, 10).hits,
+    }
+
+
+@dataclass
+class StrategyResult:
+    name: str
+    metrics: dict[str, float]
+    per_question: list[dict[str, Any]] = field(default_factory=list)
+    run: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def evaluate_search(name: str, fn: SearchFn, questions: list[Question]) -> StrategyResult:
+    qrels = qrels_of(questions)
+    per: list[dict[str, Any]] = []
+    run: dict[str, dict[str, float]] = {}
+    latencies = []
+    for q in questions:
+        if not q.answerable:
+            continue
+        t = time.perf_counter()
+        hits = fn(q.question)
+        latencies.append((time.perf_counter() - t) * 1000)
+        order = paths_in_order(hits)
+        run[q.id] = run_scores(hits)
+        rel = qrels[q.id]
+        per.append({
+            "id": q.id, "intent": q.intent, "ranking": order[:10],
+            "recall@1": recall_at(rel, order, 1), "recall@3": recall_at(rel, order, 3), "recall@10": recall_at(rel, order, 10),
+            "mrr@10": mrr_at(rel, order, 10), "ndcg@10": ndcg_at(rel, order, 10),
+            "must_cite@3": hit_at(q.must_cite, order, 3) if q.must_cite else 0.0,
+            "must_cite@1": hit_at(q.must_cite, order, 1) if q.must_cite else 0.0,
+        })
+    keys = ["recall@1", "recall@3", "recall@10", "mrr@10", "ndcg@10", "must_cite@1", "must_cite@3"]
+    metrics = {k: mean([p[k] for p in per]) for k in keys}
+    metrics["latency_p50_ms"] = percentile(latencies, 50)
+    metrics["latency_p95_ms"] = percentile(latencies, 95)
+    return StrategyResult(name, metrics, per, run)
+
+
+def evaluate_answers(kb: KnowledgeBase, questions: list[Question]) -> dict[str, Any]:
+    """Ask every question: intent accuracy, abstention, citations, coverage."""
+    rows = []
+    for q in questions:
+        ans = kb.ask(q.question)
+        cited = [c.path for c in ans.citations]
+        must_lines = [c.lines for c in ans.citations if c.path == q.must_cite]
+        rows.append({
+            "id": q.id, "answerable": q.answerable, "intent": q.intent, "predicted_intent": ans.intent.value,
+            "abstained": ans.abstained, "cited": cited, "must_cite": q.must_cite,
+            "must_cite_hit": bool(q.must_cite and q.must_cite in cited),
+            "lines_hit": bool(q.must_cite_lines and any(lines_overlap(ln, q.must_cite_lines) for ln in must_lines)),
+            "has_lines_label": bool(q.must_cite_lines),
+            "citation_relevant": [p in set(q.relevant) | {q.must_cite} for p in cited],
+            "coverage": ans.answerability.coverage if ans.answerability else None,
+            "missing": (ans.answerability.missing_identifiers + ans.answerability.missing_terms[:3]) if ans.answerability else [],
+            "answer": ans.text, "total_ms": ans.timings_ms.get("total", 0.0),
+        })
+    ans_rows = [r for r in rows if r["answerable"]]
+    un_rows = [r for r in rows if not r["answerable"]]
+    labelled = [r for r in ans_rows if r["has_lines_label"]]
+    all_cites = [x for r in ans_rows for x in r["citation_relevant"]]
+    return {
+        "intent_accuracy": mean([1.0 if r["intent"] == r["predicted_intent"] else 0.0 for r in rows if r["intent"]]),
+        "must_cite_in_citations": mean([1.0 if r["must_cite_hit"] else 0.0 for r in ans_rows]),
+        "cited_lines_overlap": mean([1.0 if r["lines_hit"] else 0.0 for r in labelled]),
+        "abstain_on_unanswerable": mean([1.0 if r["abstained"] else 0.0 for r in un_rows]),
+        "false_abstention": mean([1.0 if r["abstained"] else 0.0 for r in ans_rows]),
+        "knowledge_coverage": mean([0.0 if r["abstained"] else 1.0 for r in ans_rows]),
+        "citation_accuracy": mean([1.0 if x else 0.0 for x in all_cites]),
+        "ask_p50_ms": percentile([r["total_ms"] for r in rows], 50),
+        "rows": rows,
+    }

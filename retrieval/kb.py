@@ -1,0 +1,265 @@
+"""``KnowledgeBase``: the one object the CLI, the API, agents and the evaluator drive.
+
+    kb = KnowledgeBase.open(".srekb")          # or KnowledgeBase(get_settings())
+    hits = kb.search("etcd has no leader")      # ranked chunks with scores
+    answer = kb.ask("etcd has no leader, what do I check?")
+    print(answer.text); print(answer.citation_block)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from retrieval.answer import NOT_ENOUGH, Answerability, Answerer, ExtractiveAnswerer, GeminiAnswerer, assess, verify_markers
+from retrieval.citations import Citation, SRECitationFormatter
+from retrieval.embedding import Embedder, make_embedder
+from retrieval.errors import QueryError
+from retrieval.intent import EmbeddingIntentClassifier, IntentClassifier
+from retrieval.rerank import FeatureReranker, Reranker
+from retrieval.settings import Settings, get_settings
+from retrieval.sparse import default_bm25
+from retrieval.stats import CorpusStats
+from retrieval.store import HybridQuery, SearchFilters, Store, open_store
+from retrieval.strategy import DEFAULT_STRATEGIES, Strategy
+from retrieval.types import Hit, Intent, SourceType
+
+log = logging.getLogger(__name__)
+
+MAX_K = 100
+
+
+@dataclass
+class SearchResult:
+    question: str
+    intent: Intent
+    hits: list[Hit]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Answer:
+    """An answer with its citations; ``to_dict`` is the CLI/API JSON contract."""
+
+    question: str
+    text: str
+    intent: Intent
+    mode: str  # generative | extractive | abstained
+    abstained: bool
+    citations: list[Citation]
+    citation_block: str
+    hits: list[Hit]
+    timings_ms: dict[str, float]
+    answerability: Answerability | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "intent": self.intent.value,
+            "mode": self.mode,
+            "abstained": self.abstained,
+            "answer": self.text,
+            "citations": [c.to_dict() for c in self.citations],
+            "citation_block": self.citation_block,
+            "hits": [hit_to_dict(h) for h in self.hits],
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }
+
+
+def hit_to_dict(hit: Hit) -> dict[str, Any]:
+    c = hit.chunk
+    return {
+        "path": c.path,
+        "source_type": c.source_type.value,
+        "lines": [c.line_start, c.line_end],
+        "score": round(hit.score, 4),
+        "title": c.title,
+        "section": c.section,
+        "incident_id": c.meta.get("incident_id"),
+        "date": c.meta.get("date"),
+        "text": c.text,
+    }
+
+
+def parse_filters(filters: SearchFilters | Mapping[str, Any] | None) -> SearchFilters | None:
+    """Filters from a dict (CLI/API/agents) with a clear error for unknown fields or values."""
+    if filters is None or isinstance(filters, SearchFilters):
+        return filters
+    unknown = set(filters) - set(SearchFilters.FIELDS)
+    if unknown:
+        raise QueryError(f"unknown filter field(s) {sorted(unknown)}: use {', '.join(SearchFilters.FIELDS)}")
+    data = dict(filters)
+    try:
+        types = [SourceType(t) for t in data.pop("source_types", None) or []]
+    except ValueError as exc:
+        raise QueryError(f"unknown source type in filters ({exc}): use runbook, incident, config, doc") from exc
+    for key in ("services", "paths"):
+        if isinstance(data.get(key), str):
+            data[key] = [data[key]]
+    return SearchFilters(source_types=types, **{k: v for k, v in data.items() if v is not None})
+
+
+class KnowledgeBase:
+    """Search and question answering over one store."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        store: Store | None = None,
+        embedder: Embedder | None = None,
+        classifier: IntentClassifier | None = None,
+        reranker: Reranker | None = None,
+        answerer: Answerer | None = None,
+        strategies: Mapping[Intent, Strategy] | None = None,
+        abstain_threshold: float = 0.0,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.embedder = embedder or make_embedder(self.settings)
+        self.store = store or open_store(self.settings, self.embedder.dim, self.embedder.name, create=False)
+        self.classifier = classifier or EmbeddingIntentClassifier(self.embedder, self.settings.model_cache)
+        self.reranker = reranker or FeatureReranker()
+        self.strategies = dict(strategies or DEFAULT_STRATEGIES)
+        self.formatter = SRECitationFormatter()
+        self.abstain_threshold = abstain_threshold
+        self._answerer = answerer
+        self._stats: CorpusStats | None = None
+        self._lock = threading.Lock()
+        self.bm25 = default_bm25()
+
+    @classmethod
+    def open(cls, store: str | Path | None = None, settings: Settings | None = None, **kw: Any) -> KnowledgeBase:
+        """Open the knowledge base at a store directory (or what the settings name)."""
+        settings = settings or get_settings()
+        if store is not None:
+            settings = settings.model_copy(update={"store": Path(store)})
+        return cls(settings, **kw)
+
+    # -- helpers ---------------------------------------------------------------------------
+    @property
+    def stats(self) -> CorpusStats:
+        with self._lock:
+            if self._stats is None:
+                cache = Path(self.settings.store) if not self.settings.qdrant_url else self.settings.model_cache / "stats" / self.settings.collection
+                self._stats = CorpusStats.load_or_build(self.store, cache)
+            return self._stats
+
+    def invalidate(self) -> None:
+        """Forget cached corpus statistics (call after an ingest)."""
+        with self._lock:
+            self._stats = None
+
+    @property
+    def answerer(self) -> Answerer:
+        if self._answerer is None:
+            extractive = ExtractiveAnswerer(self.stats)
+            if self.settings.google_api_key:
+                try:
+                    self._answerer = GeminiAnswerer(self.settings.google_api_key, self.settings.gemini_model, self.settings.llm_timeout_s, extractive)
+                except Exception as exc:
+                    log.warning("Gemini unavailable (%s); answering extractively", exc)
+                    self._answerer = extractive
+            else:
+                self._answerer = extractive
+        return self._answerer
+
+    def _validate(self, question: str, k: int | None) -> tuple[str, int]:
+        if not isinstance(question, str) or not question.strip():
+            raise QueryError("the question is empty: ask something like 'etcd has no leader, what do I check?'")
+        q = " ".join(question.split())
+        if len(q) > self.settings.max_question_chars:
+            raise QueryError(
+                f"the question is {len(q)} characters, over the limit of {self.settings.max_question_chars}: "
+                "shorten it (or raise SRE_KB_MAX_QUESTION_CHARS)"
+            )
+        k = self.settings.similarity_top_k if k is None else k
+        if not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise QueryError(f"k must be between 1 and {MAX_K}, got {k!r}")
+        return q, k
+
+    # -- public API ------------------------------------------------------------------------
+    def search(
+        self,
+        question: str,
+        k: int | None = None,
+        filters: SearchFilters | Mapping[str, Any] | None = None,
+        *,
+        intent: Intent | None = None,
+        rerank: bool | None = None,
+        route: bool = True,
+    ) -> SearchResult:
+        """Hybrid search: intent → strategy → one fused engine query → rerank → top k."""
+        q, k = self._validate(question, k)
+        flt = parse_filters(filters)
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        dense = self.embedder.embed_batch([q])[0]
+        sparse = self.bm25.query(q)
+        timings["embed"] = (time.perf_counter() - t) * 1000
+        t = time.perf_counter()
+        intent = intent or self.classifier.classify(q, dense)
+        strategy = self.strategies[intent] if route else DEFAULT_STRATEGIES[Intent.GENERAL].with_overrides(type_prior={})
+        timings["intent"] = (time.perf_counter() - t) * 1000
+        t = time.perf_counter()
+        do_rerank = self.settings.reranking_enabled if rerank is None else rerank
+        limit = max(k, strategy.candidates) if do_rerank else k
+        if self.settings.hybrid_search:
+            hits = self.store.hybrid(
+                HybridQuery(dense, sparse, limit=limit, prefetch=max(strategy.prefetch, limit), dense_weight=strategy.dense_weight,
+                            sparse_weight=strategy.sparse_weight, rrf_k=strategy.rrf_k, filters=flt)
+            )
+        else:
+            hits = self.store.dense_search(dense, limit, flt)
+            for h in hits:
+                h.scores = {"fused": h.score, "dense": h.score, "bm25": 0.0}
+        timings["retrieve"] = (time.perf_counter() - t) * 1000
+        if do_rerank and hits:
+            t = time.perf_counter()
+            hits = self.reranker.rerank(q, hits, strategy)
+            timings["rerank"] = (time.perf_counter() - t) * 1000
+        return SearchResult(q, intent, hits[:k], timings)
+
+    def ask(self, question: str, k: int | None = None, filters: SearchFilters | Mapping[str, Any] | None = None) -> Answer:
+        """Answer with citations, or abstain (listing the nearest sources) when evidence is weak."""
+        t0 = time.perf_counter()
+        result = self.search(question, k, filters)
+        timings = dict(result.timings_ms)
+        hits = result.hits
+        t = time.perf_counter()
+        check = assess(result.question, hits, self.stats) if hits else None
+        timings["answerability"] = (time.perf_counter() - t) * 1000
+        if not hits or check is None or not check.answerable(self.abstain_threshold):
+            nearest = self.formatter.cite([h.chunk for h in hits[:3]])
+            if not hits:
+                text = NOT_ENOUGH + " The knowledge base returned nothing" + (" for these filters." if filters else ": is anything ingested? Run `srekb ingest PATH`.")
+            else:
+                why = "; ".join(check.reasons) if check and check.reasons else "the sources found cover too little of the question"
+                text = f"{NOT_ENOUGH} ({why}.) Nearest sources are listed below."
+            block = self.formatter.format(nearest).replace("Citations:", "Nearest sources (not cited as evidence):", 1)
+            timings["total"] = (time.perf_counter() - t0) * 1000
+            return Answer(result.question, text, result.intent, "abstained", True, [], block, hits, timings, check)
+        t = time.perf_counter()
+        draft = verify_markers(self.answerer.answer(result.question, hits))
+        timings["answer"] = (time.perf_counter() - t) * 1000
+        if not draft.sources or draft.text.strip().startswith(NOT_ENOUGH):
+            timings["total"] = (time.perf_counter() - t0) * 1000
+            nearest = self.formatter.cite([h.chunk for h in hits[:3]])
+            block = self.formatter.format(nearest).replace("Citations:", "Nearest sources (not cited as evidence):", 1)
+            return Answer(result.question, NOT_ENOUGH, result.intent, "abstained", True, [], block, hits, timings, check)
+        citations = self.formatter.cite([h.chunk for h in draft.sources])
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        return Answer(result.question, draft.text, result.intent, draft.mode, False, citations, self.formatter.format(citations), hits, timings, check)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> KnowledgeBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

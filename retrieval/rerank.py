@@ -1,0 +1,148 @@
+"""Rerankers: order fused candidates by features the engine does not see.
+
+The default :class:`FeatureReranker` needs no model weights (none can be installed here). It
+scores each candidate by a weighted sum of: the engine's fused rank, the dense cosine of the
+whole chunk, its BM25 score, exact identifier matches (alert names, metrics, flags, incident
+ids, quoted error strings), question-term overlap with the title/section, the intent's
+source-type prior, and recency for incidents. Its weights are measured on the labelled
+questions (see ``eval/``). :class:`CrossEncoderReranker` is used when a model is configured.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Protocol
+
+from retrieval.strategy import Strategy
+from retrieval.text import content_terms, identifiers, term_set
+from retrieval.types import Hit, SourceType
+
+log = logging.getLogger(__name__)
+
+
+class Reranker(Protocol):
+    def rerank(self, question: str, hits: list[Hit], strategy: Strategy) -> list[Hit]:
+        """The hits in a better order, each with its new ``score`` (higher is better)."""
+        ...
+
+
+@dataclass
+class RerankWeights:
+    fused: float = 1.0
+    dense: float = 2.0
+    bm25: float = 1.0
+    ident: float = 2.5
+    title: float = 1.0
+    prior: float = 0.8
+    recency: float = 0.2
+    path: float = 1.0
+    rule: float = 0.6
+
+
+# Questions about an alert's definition (vs. what to do when it fires).
+RULE_DEFINITION = re.compile(
+    r"\b(expression|expr|promql|threshold|duration|'for'|for clause|severity|severities|condition|calculated|computed|defined|"
+    r"measures?|percentages?|exclude[sd]?|how long .* before|fires? (when|after|at|if)|rule (fire|use)s?|when does .* fire)\b",
+    re.I,
+)
+
+
+def _haystack(hit: Hit) -> str:
+    c = hit.chunk
+    extra = " ".join(str(v) for k, v in c.meta.items() if k in ("alert", "rule", "incident_id", "aliases", "name", "receiver"))
+    return f"{c.title}\n{c.section}\n{extra}\n{c.text}"
+
+
+class FeatureReranker:
+    """Weighted features; offline and deterministic."""
+
+    def __init__(self, weights: RerankWeights | None = None) -> None:
+        self.weights = weights or RerankWeights()
+
+    def features(self, question: str, hits: Sequence[Hit], strategy: Strategy) -> list[dict[str, float]]:
+        if not hits:
+            return []
+        idents = [i for i in identifiers(question)]
+        terms = content_terms(question)
+        max_fused = max(h.scores.get("fused", h.score) for h in hits) or 1.0
+        max_bm25 = max((h.scores.get("bm25", 0.0) for h in hits), default=0.0) or 1.0
+        hay = [_haystack(h) for h in hits]
+        hay_lower = [x.lower() for x in hay]
+        # An identifier found in most candidates says little; one found in few says a lot.
+        ident_df = {i: sum(1 for x in hay_lower if i.lower() in x) for i in idents}
+        today = date.today()
+        definition = bool(RULE_DEFINITION.search(question))
+        path_words = {w for w in re.findall(r"[a-z0-9][a-z0-9_.-]{3,}", question.lower())}
+        out = []
+        for h, text, low in zip(hits, hay, hay_lower, strict=True):
+            c = h.chunk
+            f: dict[str, float] = {}
+            f["fused"] = h.scores.get("fused", h.score) / max_fused
+            f["dense"] = h.scores.get("dense", 0.0)
+            f["bm25"] = h.scores.get("bm25", 0.0) / max_bm25
+            ident = 0.0
+            if idents:
+                head = f"{c.title} {c.section} {c.meta.get('alert', '')} {c.meta.get('incident_id', '')}".lower()
+                for i in idents:
+                    il = i.lower()
+                    if il in low:
+                        rarity = 1.0 - (ident_df[i] - 1) / max(1, len(hits))
+                        ident += rarity * (2.0 if re.search(rf"(?<![\w-]){re.escape(il)}(?![\w-])", head) else 1.0)
+                ident /= len(idents)
+            f["ident"] = ident
+            if terms:
+                head_terms = term_set(f"{c.title} {c.section}")
+                f["title"] = sum(1 for t in terms if t in head_terms) / len(terms)
+            else:
+                f["title"] = 0.0
+            f["prior"] = strategy.type_prior.get(c.source_type, 0.5)
+            rec = 0.0
+            if c.source_type is SourceType.INCIDENT and c.meta.get("date"):
+                try:
+                    age_days = (today - date.fromisoformat(str(c.meta["date"])[:10])).days
+                    rec = math.exp(-max(0, age_days) / 730.0)
+                except ValueError:
+                    pass
+            f["recency"] = rec
+            # The question names the file or its project/directory (etcd3_alert.rules.yml, kube-prometheus).
+            path_l = c.path.lower()
+            parts = set(re.split(r"[/]", path_l)) | {path_l.rsplit("/", 1)[-1]}
+            f["path"] = 1.0 if any(w in parts or (len(w) > 6 and w in path_l) for w in path_words) else 0.0
+            is_rule = c.source_type is SourceType.CONFIG and bool(c.meta.get("alert") or c.meta.get("rule"))
+            f["rule"] = (1.0 if definition else -1.0) if is_rule else 0.0
+            out.append(f)
+        return out
+
+    def rerank(self, question: str, hits: list[Hit], strategy: Strategy) -> list[Hit]:
+        w = self.weights
+        feats = self.features(question, hits, strategy)
+        for h, f in zip(hits, feats, strict=True):
+            h.scores.update({f"f_{k}": v for k, v in f.items()})
+            h.score = (
+                w.fused * f["fused"] + w.dense * f["dense"] + w.bm25 * f["bm25"] + w.ident * f["ident"]
+                + w.title * f["title"] + w.prior * f["prior"] + w.recency * f["recency"] + w.path * f["path"] + w.rule * f["rule"]
+            )
+        return sorted(hits, key=lambda h: h.score, reverse=True)
+
+
+class CrossEncoderReranker:
+    """A sentence-transformers cross-encoder, when the user has one (``SRE_KB_RERANKER_MODEL``)."""
+
+    def __init__(self, model: str) -> None:
+        from sentence_transformers import CrossEncoder
+
+        self._model = CrossEncoder(model, device="cpu")
+
+    def rerank(self, question: str, hits: list[Hit], strategy: Strategy) -> list[Hit]:
+        if not hits:
+            return hits
+        scores = self._model.predict([(question, f"{h.chunk.title}: {h.chunk.section}\n{h.chunk.text}") for h in hits])
+        for h, s in zip(hits, scores, strict=True):
+            h.scores["cross_encoder"] = float(s)
+            h.score = float(s)
+        return sorted(hits, key=lambda h: h.score, reverse=True)

@@ -1,0 +1,60 @@
+"""Corpus term statistics (document frequencies) for the answerability check.
+
+Computed once from the stored chunks and cached next to the store, keyed by a fingerprint of
+the ingested files, so it is rebuilt only after an ingest changed something.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections import Counter
+from pathlib import Path
+
+from retrieval.store import Store
+from retrieval.text import term_set
+
+log = logging.getLogger(__name__)
+
+
+class CorpusStats:
+    def __init__(self, df: dict[str, int], n_docs: int) -> None:
+        self.df = df
+        self.n_docs = max(1, n_docs)
+
+    def idf(self, term: str) -> float:
+        return math.log((self.n_docs + 1) / (self.df.get(term, 0) + 0.5))
+
+    @classmethod
+    def build(cls, store: Store) -> CorpusStats:
+        df: Counter[str] = Counter()
+        n = 0
+        for chunk in store.chunks():
+            n += 1
+            df.update(term_set(f"{chunk.title} {chunk.section} {chunk.text}"))
+        return cls(dict(df), n)
+
+    @classmethod
+    def load_or_build(cls, store: Store, cache_dir: Path) -> CorpusStats:
+        sources = store.sources()
+        fingerprint = hashlib.sha256(json.dumps(sorted((p, r.sha256) for p, r in sources.items())).encode()).hexdigest()[:16]
+        path = cache_dir / f"stats-{fingerprint}.json"
+        if path.exists():
+            try:
+                data = json.loads(path.read_text())
+                return cls(data["df"], data["n_docs"])
+            except (OSError, ValueError, KeyError):
+                log.warning("corpus stats cache %s unreadable; rebuilding", path)
+        stats = cls.build(store)
+        try:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            for old in cache_dir.glob("stats-*.json"):
+                old.unlink(missing_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"df": stats.df, "n_docs": stats.n_docs}))
+            tmp.replace(path)
+        except OSError as exc:
+            log.warning("cannot cache corpus stats in %s: %s", cache_dir, exc)
+        return stats

@@ -1,0 +1,122 @@
+"""KnowledgeBase through the real model and the real embedded engine, on the shipped corpus."""
+
+import json
+import re
+
+import pytest
+
+import retrieval
+from retrieval.errors import QueryError
+from retrieval.kb import KnowledgeBase
+from retrieval.store import EdgeStore
+from retrieval.types import Intent, SourceType
+
+
+def test_public_api_is_explicit():
+    assert sorted(retrieval.__all__) == sorted(set(retrieval.__all__))
+    for name in retrieval.__all__:
+        assert hasattr(retrieval, name), name
+    assert {"KnowledgeBase", "SRECitationFormatter", "Answer", "Hit", "Chunk", "agent_tools", "llama_index_retriever"} <= set(retrieval.__all__)
+
+
+@pytest.mark.parametrize("alert", ["PatroniNoLeader", "RedisClusterSlotsFail", "KafkaConsumerLagHigh", "CertificateExpiringSoon"])
+def test_exact_alert_name_ranks_that_alert_first(shipped_kb, alert):
+    hits = shipped_kb.search(f"{alert} is firing, what do I do?").hits
+    top = hits[0].chunk
+    assert alert in f"{top.title} {top.section} {top.text} {top.meta.get('alert', '')}"
+
+
+def test_rule_definition_question_ranks_the_rule(shipped_kb):
+    hits = shipped_kb.search("What expression and 'for' duration does CheckoutHighErrorRate use?").hits
+    assert hits[0].chunk.source_type is SourceType.CONFIG and hits[0].chunk.meta.get("alert") == "CheckoutHighErrorRate"
+
+
+def test_ask_answers_with_valid_citations(shipped_kb):
+    ans = shipped_kb.ask("PatroniNoLeader is firing and orders-db has no primary. What should I check first?")
+    assert not ans.abstained and ans.mode == "extractive"
+    markers = {int(m) for m in re.findall(r"\[(\d+)\]", ans.text)}
+    assert markers and markers == {c.n for c in ans.citations}  # every marker has a citation and vice versa
+    assert ans.citation_block.startswith("Citations:\n1) ")
+    assert any("patroni" in c.path for c in ans.citations)
+    d = ans.to_dict()
+    json.dumps(d)
+    assert set(d) == {"question", "intent", "mode", "abstained", "answer", "citations", "citation_block", "hits", "timings_ms"}
+    assert {"embed", "retrieve", "rerank", "total"} <= set(d["timings_ms"])
+    assert set(d["citations"][0]) >= {"n", "source_type", "path", "lines", "incident_id", "date", "title", "section", "text"}
+
+
+def test_incident_citation_carries_id_and_date(shipped_kb):
+    ans = shipped_kb.ask("Has a payments-db disk filled up with WAL before, and what fixed it?")
+    incidents = [c for c in ans.citations if c.source_type is SourceType.INCIDENT]
+    assert incidents, ans.citation_block
+    assert all(c.incident_id and re.fullmatch(r"\d{4}-\d{2}-\d{2}", c.date or "") for c in incidents)
+    assert re.search(r"\d\) Incident #\S+: .+ \(\d{4}-\d{2}-\d{2}\)", ans.citation_block)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What does the runbook for the GrafanaDatasourceDown alert say to check?",
+        "How do I configure the Opsgenie receiver for the payments team in Alertmanager?",
+        "What went wrong in the incident of September 2019 on the billing cluster?",
+    ],
+)
+def test_abstains_instead_of_inventing(shipped_kb, question):
+    ans = shipped_kb.ask(question)
+    assert ans.abstained and ans.mode == "abstained" and ans.citations == []
+    assert ans.text.startswith("Not enough information in the knowledge base")
+    assert ans.citation_block.startswith("Nearest sources (not cited as evidence):")
+
+
+def test_filters_restrict_results(shipped_kb):
+    hits = shipped_kb.search("disk full", 10, {"source_types": ["incident"]}).hits
+    assert hits and all(h.chunk.source_type is SourceType.INCIDENT for h in hits)
+    dated = shipped_kb.search("outage", 10, {"source_types": ["incident"], "date_from": "2025-01-01"}).hits
+    assert dated and all(h.chunk.meta.get("date", "9999") >= "2025-01-01" for h in dated)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda kb: kb.ask("   "), "question is empty"),
+        (lambda kb: kb.ask("x" * 5000), "over the limit of 2000"),
+        (lambda kb: kb.search("disk", 0), "k must be between 1 and 100"),
+        (lambda kb: kb.search("disk", 101), "k must be between 1 and 100"),
+        (lambda kb: kb.search("disk", 5, {"team": "x"}), "unknown filter field(s) ['team']"),
+        (lambda kb: kb.search("disk", 5, {"source_types": ["wiki"]}), "unknown source type"),
+    ],
+)
+def test_bad_queries_get_clear_errors(shipped_kb, call, message):
+    with pytest.raises(QueryError) as err:
+        call(shipped_kb)
+    assert message in str(err.value)
+
+
+def test_empty_store_abstains_and_says_to_ingest(tmp_path, real_embedder, settings):
+    EdgeStore(tmp_path / "empty", real_embedder.dim, real_embedder.name).close()
+    kb = KnowledgeBase(settings.model_copy(update={"store": tmp_path / "empty", "model_cache": tmp_path / "c"}), embedder=real_embedder)
+    ans = kb.ask("etcd has no leader")
+    assert ans.abstained and "srekb ingest" in ans.text
+    kb.close()
+
+
+def test_intent_routes_strategy(shipped_kb):
+    assert shipped_kb.search("What caused the checkout TLS outage in March 2025?").intent is Intent.GENERAL
+
+
+def test_agent_tools_return_json(shipped_kb):
+    ask, search = retrieval.agent_tools(shipped_kb)
+    assert ask.__doc__ and "question" in ask.__annotations__
+    out = ask("How many replicas can the checkout-api HPA scale to?")
+    json.dumps(out)
+    assert out["citations"] and out["mode"] in ("extractive", "abstained")
+    res = search("redis memory", k=3, source_type="runbook")
+    assert len(res["hits"]) == 3 and all(h["source_type"] == "runbook" for h in res["hits"])
+    assert "error" in search("", k=3)
+
+
+def test_llama_index_retriever(shipped_kb):
+    from llama_index.core.schema import QueryBundle
+
+    nodes = retrieval.llama_index_retriever(shipped_kb, k=4).retrieve(QueryBundle("etcd database space exceeded"))
+    assert len(nodes) == 4 and nodes[0].node.metadata["path"] and nodes[0].node.metadata["citation"]
