@@ -1,0 +1,33 @@
+"""With a key but no reachable Gemini, answers still come back (extractive) and say so."""
+
+from retrieval.answer import Draft
+from retrieval.kb import KnowledgeBase
+
+
+def test_key_without_network_falls_back_to_extractive(shipped_store_dir, shared_memo, settings, tmp_path):
+    s = settings.model_copy(update={"store": shipped_store_dir, "model_cache": tmp_path, "google_api_key": "test-key-no-network", "llm_timeout_s": 3.0})
+    kb = KnowledgeBase(s, embedder=shared_memo.inner)
+    ans = kb.ask("PatroniNoLeader is firing, what should I check?")
+    assert not ans.abstained and ans.mode == "extractive" and ans.citations
+    kb.close()
+
+
+class FakeGenerative:
+    """A deterministic stand-in for an LLM that cites one source wrongly and invents a sentence."""
+
+    mode = "generative"
+
+    def answer(self, question, hits):
+        first = hits[0].chunk.text.splitlines()[-1]
+        return Draft(f"{first} [2]. Also reboot the moon [1].", list(hits[:2]), "generative")
+
+
+def test_generative_markers_are_checked_against_sources(shipped_store_dir, shared_memo, settings, tmp_path):
+    s = settings.model_copy(update={"store": shipped_store_dir, "model_cache": tmp_path})
+    kb = KnowledgeBase(s, embedder=shared_memo.inner, answerer=FakeGenerative())
+    ans = kb.ask("PatroniNoLeader is firing, what should I check?")
+    assert ans.mode == "generative"
+    assert ans.text.endswith("Also reboot the moon.")  # the unsupported claim lost its citation
+    assert "[1]" in ans.text and "[2]" not in ans.text  # the quoted sentence points at its real source, renumbered
+    assert len(ans.citations) == 1 and ans.citations[0].path == ans.hits[0].chunk.path
+    kb.close()
