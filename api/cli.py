@@ -264,6 +264,36 @@ def ask(
     out.print(f"[dim]intent: {answer.intent.value} · mode: {mode} · {answer.timings_ms.get('total', 0):.0f} ms[/dim]", highlight=False)
 
 
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@app.command()
+def serve(
+    store: StoreOpt = None,
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="port to listen on")] = 8000,
+) -> None:
+    """Serve the HTTP API (it owns the embedded store while it runs)."""
+    import uvicorn
+
+    from api.app import create_app
+    from retrieval.errors import SreKbError
+    from retrieval.kb import KnowledgeBase
+
+    settings = _settings(store)
+    if host not in LOOPBACK and not settings.api_keys and not settings.allow_insecure:
+        _fail(f"refusing to serve on {host} without API keys: set SRE_KB_API_KEYS='[\"...\"]' "
+              "(or SRE_KB_ALLOW_INSECURE=true on a trusted network)", EXIT_USAGE)
+    try:
+        kb = KnowledgeBase(settings)
+    except SreKbError as exc:
+        _fail(str(exc))
+    try:
+        uvicorn.run(create_app(settings, kb), host=host, port=port, log_level="info")
+    finally:
+        kb.close()
+
+
 def _store_meta(settings: Any) -> dict[str, Any]:
     meta = Path(settings.store) / "store.json"
     return json.loads(meta.read_text()) if meta.exists() else {}

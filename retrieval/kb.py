@@ -121,6 +121,7 @@ class KnowledgeBase:
     ) -> None:
         self.settings = settings or get_settings()
         self.embedder = embedder or make_embedder(self.settings)
+        self._owns_store = store is None  # a store passed in belongs to the caller: close() leaves it open
         self.store = store or open_store(self.settings, self.embedder.dim, self.embedder.name, create=False)
         self.classifier = classifier or EmbeddingIntentClassifier(self.embedder, self.settings.model_cache)
         self.reranker = reranker or FeatureReranker()
@@ -256,7 +257,8 @@ class KnowledgeBase:
         return Answer(result.question, draft.text, result.intent, draft.mode, False, citations, self.formatter.format(citations), hits, timings, check)
 
     def close(self) -> None:
-        self.store.close()
+        if self._owns_store:
+            self.store.close()
 
     def __enter__(self) -> KnowledgeBase:
         return self

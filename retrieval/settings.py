@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     hybrid_search: bool = True
     max_question_chars: int = Field(default=2000, ge=10)
 
+    # HTTP service
+    api_keys: list[str] = Field(default_factory=list, description="bearer keys; when set every route but health needs one")
+    allow_insecure: bool = Field(default=False, description="serve on a non-loopback address without API keys")
+
     # LLM (optional)
     google_api_key: str | None = Field(
         default=None, validation_alias=AliasChoices("SRE_KB_GOOGLE_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY")

@@ -115,7 +115,17 @@ def shipped_store_dir(tmp_path_factory: pytest.TempPathFactory, shared_memo: Cou
     store = EdgeStore(directory, shared_memo.dim, shared_memo.name)
     Ingestor(store, shared_memo, Settings()).run([SHIPPED])
     store.close()
+    # A second copy for tests that run `srekb` in another process while this one holds the first.
+    import shutil
+
+    shutil.copytree(directory, directory.parent / "cli-store")
     return directory
+
+
+@pytest.fixture(scope="session")
+def cli_store_dir(shipped_store_dir: Path) -> Path:
+    """The shipped corpus store for subprocesses (never opened by the test process)."""
+    return shipped_store_dir.parent / "cli-store"
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,8 @@ def srekb(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProc
     return subprocess.run([sys.executable, "-m", "api.cli", *args], capture_output=True, text=True, timeout=300, env=env)
 
 
-def test_ask_json_contract(shipped_store_dir):
-    res = srekb("ask", "PatroniNoLeader is firing, what should I check?", "--store", str(shipped_store_dir), "--json")
+def test_ask_json_contract(cli_store_dir):
+    res = srekb("ask", "PatroniNoLeader is firing, what should I check?", "--store", str(cli_store_dir), "--json")
     assert res.returncode == 0, res.stderr
     d = json.loads(res.stdout)
     assert set(d) == {"question", "intent", "mode", "abstained", "answer", "citations", "citation_block", "hits", "timings_ms"}
@@ -26,19 +26,19 @@ def test_ask_json_contract(shipped_store_dir):
     assert d["citation_block"].startswith("Citations:\n1) ")
 
 
-def test_ask_human_output_and_search(shipped_store_dir):
-    res = srekb("ask", "How long may a SEV1 page go unacknowledged?", "--store", str(shipped_store_dir))
+def test_ask_human_output_and_search(cli_store_dir):
+    res = srekb("ask", "How long may a SEV1 page go unacknowledged?", "--store", str(cli_store_dir))
     assert res.returncode == 0, res.stderr
     assert "\nCitations:\n1) " in res.stdout and "mode: extractive" in res.stdout
-    res = srekb("search", "KafkaConsumerLagHigh", "--store", str(shipped_store_dir), "--k", "3", "--json")
+    res = srekb("search", "KafkaConsumerLagHigh", "--store", str(cli_store_dir), "--k", "3", "--json")
     hits = json.loads(res.stdout)["hits"]
     assert len(hits) == 3 and "KafkaConsumerLagHigh" in json.dumps(hits[0])
 
 
-def test_query_errors_are_clear(shipped_store_dir, tmp_path):
-    res = srekb("ask", "   ", "--store", str(shipped_store_dir))
+def test_query_errors_are_clear(cli_store_dir, tmp_path):
+    res = srekb("ask", "   ", "--store", str(cli_store_dir))
     assert res.returncode == 2 and "question is empty" in res.stderr and "Traceback" not in res.stderr
-    res = srekb("search", "disk", "--k", "500", "--store", str(shipped_store_dir))
+    res = srekb("search", "disk", "--k", "500", "--store", str(cli_store_dir))
     assert res.returncode == 2 and "k must be between 1 and 100" in res.stderr
     res = srekb("ask", "etcd has no leader", "--store", str(tmp_path / "nothing"))
     assert res.returncode == 1 and "srekb ingest" in res.stderr and "Traceback" not in res.stderr

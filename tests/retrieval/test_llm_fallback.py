@@ -4,9 +4,9 @@ from retrieval.answer import Draft
 from retrieval.kb import KnowledgeBase
 
 
-def test_key_without_network_falls_back_to_extractive(shipped_store_dir, shared_memo, settings, tmp_path):
-    s = settings.model_copy(update={"store": shipped_store_dir, "model_cache": tmp_path, "google_api_key": "test-key-no-network", "llm_timeout_s": 3.0})
-    kb = KnowledgeBase(s, embedder=shared_memo.inner)
+def test_key_without_network_falls_back_to_extractive(shipped_kb, tmp_path):
+    s = shipped_kb.settings.model_copy(update={"google_api_key": "test-key-no-network", "llm_timeout_s": 3.0})
+    kb = KnowledgeBase(s, store=shipped_kb.store, embedder=shipped_kb.embedder)
     ans = kb.ask("PatroniNoLeader is firing, what should I check?")
     assert not ans.abstained and ans.mode == "extractive" and ans.citations
     kb.close()
@@ -22,9 +22,8 @@ class FakeGenerative:
         return Draft(f"{first} [2]. Also reboot the moon [1].", list(hits[:2]), "generative")
 
 
-def test_generative_markers_are_checked_against_sources(shipped_store_dir, shared_memo, settings, tmp_path):
-    s = settings.model_copy(update={"store": shipped_store_dir, "model_cache": tmp_path})
-    kb = KnowledgeBase(s, embedder=shared_memo.inner, answerer=FakeGenerative())
+def test_generative_markers_are_checked_against_sources(shipped_kb):
+    kb = KnowledgeBase(shipped_kb.settings, store=shipped_kb.store, embedder=shipped_kb.embedder, answerer=FakeGenerative())
     ans = kb.ask("PatroniNoLeader is firing, what should I check?")
     assert ans.mode == "generative"
     assert ans.text.endswith("Also reboot the moon.")  # the unsupported claim lost its citation

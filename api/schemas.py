@@ -1,0 +1,85 @@
+"""Wire schemas of the HTTP API (kept apart from the core types)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Filters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source_types: list[Literal["runbook", "incident", "config", "doc"]] = Field(default_factory=list)
+    services: list[str] = Field(default_factory=list, max_length=50)
+    paths: list[str] = Field(default_factory=list, max_length=200)
+    date_from: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}")
+    date_to: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}")
+
+
+class QuestionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, max_length=4000, examples=["etcd has no leader, what do I check?"])
+    k: int | None = Field(default=None, ge=1, le=100)
+    filters: Filters | None = None
+
+
+class ErrorBody(BaseModel):
+    error: dict[str, Any]
+
+
+class Citation(BaseModel):
+    n: int
+    source_type: str
+    path: str
+    lines: list[int] | None
+    incident_id: str | None
+    date: str | None
+    title: str
+    section: str
+    text: str
+    label: str
+
+
+class HitOut(BaseModel):
+    path: str
+    source_type: str
+    lines: list[int]
+    score: float
+    title: str
+    section: str
+    incident_id: str | None = None
+    date: str | None = None
+    text: str
+
+
+class AskResponse(BaseModel):
+    question: str
+    intent: str
+    mode: Literal["generative", "extractive", "abstained"]
+    abstained: bool
+    answer: str
+    citations: list[Citation]
+    citation_block: str
+    hits: list[HitOut]
+    timings_ms: dict[str, float]
+
+
+class SearchResponse(BaseModel):
+    question: str
+    intent: str
+    hits: list[HitOut]
+    timings_ms: dict[str, float]
+
+
+class ComponentHealth(BaseModel):
+    status: Literal["ok", "degraded", "down", "off"]
+    latency_ms: float | None = None
+    detail: str | None = None
+
+
+class HealthResponse(BaseModel):
+    status: Literal["healthy", "unhealthy"]
+    timestamp: str
+    components: dict[str, ComponentHealth]
