@@ -264,6 +264,46 @@ def ask(
     out.print(f"[dim]intent: {answer.intent.value} · mode: {mode} · {answer.timings_ms.get('total', 0):.0f} ms[/dim]", highlight=False)
 
 
+@app.command("eval")
+def evaluate(
+    dataset: Annotated[Path, typer.Option("--dataset", help="labelled questions (JSONL)")] = Path("corpora/eval/questions.jsonl"),
+    corpus: Annotated[list[Path], typer.Option("--corpus", help="corpus to ingest first (repeatable; incremental)")] = [],  # noqa: B006
+    store: StoreOpt = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="where report.md / report.json / runs.json / qrels.json go")] = Path("eval-out"),
+    exclude: Annotated[list[str], typer.Option("--exclude", help="globs left out of the corpus")] = ["questions*.jsonl"],  # noqa: B006
+) -> None:
+    """Evaluate retrieval strategies and answers on labelled questions; writes a report."""
+    from eval.report import load, run, to_markdown, write
+    from ingest.pipeline import Ingestor
+    from retrieval.embedding import make_embedder
+    from retrieval.errors import SreKbError
+    from retrieval.kb import KnowledgeBase
+    from retrieval.store import open_store
+
+    settings = _settings(store)
+    try:
+        questions = load(dataset)
+        if corpus:
+            embedder = make_embedder(settings)
+            st = open_store(settings, embedder.dim, embedder.name)
+            try:
+                rep = Ingestor(st, embedder, settings).run(corpus, exclude=exclude)
+            finally:
+                st.close()
+            console.print(f"corpus: {len(rep.added)} added, {len(rep.updated)} updated, {len(rep.unchanged)} unchanged, "
+                          f"{len(rep.skipped)} skipped", highlight=False)
+        kb = KnowledgeBase(settings)
+    except SreKbError as exc:
+        _fail(str(exc))
+    try:
+        report = run(kb, questions, progress=lambda name: console.print(f"[dim]evaluating {name}[/dim]", highlight=False))
+    finally:
+        kb.close()
+    write(report, out_dir, f"sre-kb evaluation: {dataset}", questions)
+    out.print(to_markdown(report, f"sre-kb evaluation: {dataset}"), highlight=False)
+    console.print(f"report written to {out_dir}/report.md and report.json", highlight=False)
+
+
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 

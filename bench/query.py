@@ -454,7 +454,8 @@ def report(rows: list[dict[str, Any]], questions: list[str], embedder: Embedder,
           f"k={K}; warm-up pass before each timed pass")
     print(f"source chunks: {len(src.chunks)} (corpora/sre + shared/corpora/real); "
           f"larger sizes add synthetic noisy copies (sigma {NOISE_SIGMA})")
-    print(f"encoder: {embedder.name} ({type(embedder).__name__}); CPU cores: {os.cpu_count()}")
+    print(f"encoder: {embedder.name} ({type(embedder).__name__}); CPU cores: {os.cpu_count()}; "
+          f"1-min load average at the end: {os.getloadavg()[0]:.1f} (other processes running skew every figure)")
     print("sre-kb: KnowledgeBase.search (embed + intent + one fused Qdrant-edge query + rerank), engine = timings_ms['retrieve']")
     print("baseline: LlamaIndex QueryFusionRetriever(reciprocal_rerank, num_queries=1) over VectorStoreIndex/QdrantVectorStore "
           "(qdrant-client :memory:) + rank_bm25.BM25Okapi, top 10")
