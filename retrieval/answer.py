@@ -149,29 +149,51 @@ def assess(question: str, hits: Sequence[Hit], stats: CorpusStats, top: int = 5)
 # ---------------------------------------------------------------------------- extractive ---
 
 
+LIST_ITEM = re.compile(r"^([-*+]|\d+[.)])\s+")
+META_LINE = re.compile(r"^\*\*[^*]{1,30}:\*\*|^\|")  # '**Service:** x' header fields, table rows
+
+
 def _units(text: str) -> list[str]:
-    """Sentences and list items of a chunk; headings, fences and table rules dropped. A lead-in
-    ending with ':' carries the list items that follow it (up to three)."""
-    out: list[str] = []
+    """Sentences and list items of a chunk. Hard-wrapped lines of a paragraph are joined before
+    splitting into sentences; headings, fences, table rows and bold header fields are dropped;
+    a lead-in ending with ':' carries the list items that follow it (up to three)."""
+    blocks: list[str] = []
+    para: list[str] = []
     in_code = False
-    lead: list[str] | None = None
+
+    def flush() -> None:
+        if para:
+            blocks.append(" ".join(para))
+            para.clear()
+
     for raw in text.splitlines():
         line = raw.strip()
         if line.startswith(("```", "~~~")):
+            flush()
             in_code = not in_code
             continue
-        if not line or line.startswith("#") and not in_code or set(line) <= set("|-: "):
+        if in_code:
+            if line and not line.startswith(("#", "//", "$ #")):  # comments are not answers
+                blocks.append(f"`{line}`")
             continue
-        item = f"`{line}`" if in_code else re.sub(r"^([-*+]|\d+[.)])\s+", "", line)
+        if not line or line.startswith("#") or set(line) <= set("|-: ") or META_LINE.match(LIST_ITEM.sub("", line)):
+            flush()
+            continue
+        if LIST_ITEM.match(line):
+            flush()
+            para.append(LIST_ITEM.sub("", line))
+            continue
+        para.append(line)
+    flush()
+    out: list[str] = []
+    lead: list[str] | None = None
+    for block in blocks:
         if lead is not None and len(lead) < 4:
-            lead.append(item)
+            lead.append(block)
             out[-1] = " ".join([lead[0], "; ".join(lead[1:])])
             continue
         lead = None
-        if in_code:
-            out.append(item)
-            continue
-        parts = [p.strip() for p in SENTENCE_END.split(item) if len(p.strip()) > 2]
+        parts = [p.strip() for p in SENTENCE_END.split(block) if len(p.strip()) > 2] if not block.startswith("`") else [block]
         out.extend(parts)
         if parts and parts[-1].endswith(":"):
             lead = [parts[-1]]
@@ -189,7 +211,8 @@ def _rule_sentence(hit: Hit) -> str | None:
         parts.append(f"severity {m['severity']}")
     s = ", ".join(parts)
     if m.get("summary"):
-        s += f" ({m['summary']})"
+        summary = re.sub(r"\s*\(?\{\{[^}]*\}\}\)?", "", str(m["summary"])).strip()
+        s += f" ({summary})" if summary else ""
     return s + "."
 
 
@@ -218,6 +241,8 @@ class ExtractiveAnswerer:
             for ui, unit in enumerate(_units(hit.chunk.text)):
                 ts = term_set(unit)
                 s = sum(w for t, w in weights.items() if t in ts) / total
+                if unit.startswith("`"):
+                    s *= 0.7  # prose explains; a command is quoted when it is what matches best
                 scored.append((s - 0.01 * ui - 0.15 * hi, hi, ui, unit))
             scored.sort(reverse=True)
             take = 2 if hi == 0 else 1

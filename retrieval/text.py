@@ -33,13 +33,29 @@ QUOTED = re.compile(r"(?:(?<=\s)|^)(['\"`‘“])([^'\"`‘’“”\n]{3,160}?)
 TOKEN = re.compile(r"[a-z0-9]+(?:[._/-][a-z0-9]+)*")
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=8192)
 def stem(word: str) -> str:
-    """A light English stemmer (plural / -ing / -ed), enough to match 'restarts' with 'restart'."""
+    """A light English stemmer, consistent across inflections: fire/fires/fired/firing -> fir,
+    restarts -> restart, policies -> policy. Identifiers and numbers pass through."""
     w = word
-    for suffix, repl in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
-        if w.endswith(suffix) and len(w) - len(suffix) >= 3 and not w.endswith("ss"):
-            return w[: -len(suffix)] + repl
+    if len(w) <= 3 or not w.isalpha():
+        return w
+    if w.endswith("ies") and len(w) > 4:
+        w = w[:-3] + "y"
+    elif w.endswith("sses"):
+        w = w[:-2]
+    elif w.endswith("es") and re.search(r"(s|x|z|ch|sh)es$", w):
+        w = w[:-2]
+    elif w.endswith("s") and not w.endswith(("ss", "us", "is")):
+        w = w[:-1]
+    for suffix in ("ing", "ed"):
+        if w.endswith(suffix) and len(w) - len(suffix) >= 3:
+            w = w[: -len(suffix)]
+            if len(w) > 3 and w[-1] == w[-2] and w[-1] not in "lsz":  # running -> run
+                w = w[:-1]
+            break
+    if w.endswith("e") and len(w) > 3:
+        w = w[:-1]
     return w
 
 
