@@ -37,15 +37,16 @@ class RerankWeights:
     tuning the per-intent priors too over-fitted: +0.06 on the training split, -0.04 on real)."""
 
     fused: float = 2.0
-    dense: float = 4.0
-    bm25: float = 0.7
+    dense: float = 8.0
+    bm25: float = 1.4
     ident: float = 1.25
     title: float = 0.5
     prior: float = 1.6
     recency: float = 0.2
-    path: float = 0.5
+    path: float = 1.0
     rule: float = 0.3
     support: float = 0.0
+    section: float = 0.0
 
 
 # Questions about an alert's definition (vs. what to do when it fires).
@@ -54,6 +55,16 @@ RULE_DEFINITION = re.compile(
     r"measures?|percentages?|exclude[sd]?|how long .* before|fires? (when|after|at|if)|rule (fire|use)s?|when does .* fire)\b",
     re.I,
 )
+
+
+# Which sections answer which intent; sections that rarely answer anything.
+SECTION_CUES: dict[str, re.Pattern[str]] = {
+    "troubleshooting": re.compile(r"mitigat|remediat|resolution|resolv|fix|recover|workaround|diagnos|investigat|debug|troubleshoot|steps|check", re.I),
+    "configuration": re.compile(r"config|setting|parameter|option|flag|spec|values|how to|procedure|steps|rotation|rollback|rollout", re.I),
+    "monitoring": re.compile(r"symptom|meaning|alert|metric|threshold|expr|dashboard|slo|detect", re.I),
+    "general": re.compile(r"summary|root cause|cause|impact|timeline|resolution|action items|lessons|policy|overview|incident record|issue", re.I),
+}
+LOW_VALUE_SECTION = re.compile(r"^(related|references?|see also|further reading|links|changelog|table of contents)\b", re.I)
 
 
 def _haystack(hit: Hit) -> str:
@@ -81,7 +92,10 @@ class FeatureReranker:
         ident_df = {i: sum(1 for x in hay_lower if i.lower() in x) for i in idents}
         today = date.today()
         definition = bool(RULE_DEFINITION.search(question))
-        path_words = {w for w in re.findall(r"[a-z0-9][a-z0-9_.-]{3,}", question.lower())}
+        # File names, directories and service names the question spells out (etcd3_alert.rules.yml,
+        # kube-prometheus, payments-db); plain words are left to BM25.
+        path_words = {w.strip(".") for w in re.findall(r"[a-z0-9][a-z0-9_.-]{3,}", question.lower()) if re.search(r"[a-z0-9][._-][a-z0-9]", w)}
+        intent_cue = SECTION_CUES.get(strategy.name)
         per_file: dict[str, int] = {}
         for h in hits:
             per_file[h.chunk.path] = per_file.get(h.chunk.path, 0) + 1
@@ -120,7 +134,9 @@ class FeatureReranker:
             # The question names the file or its project/directory (etcd3_alert.rules.yml, kube-prometheus).
             path_l = c.path.lower()
             parts = set(re.split(r"[/]", path_l)) | {path_l.rsplit("/", 1)[-1]}
-            f["path"] = 1.0 if any(w in parts or (len(w) > 6 and w in path_l) for w in path_words) else 0.0
+            f["path"] = 1.0 if any(w in parts or w in path_l for w in path_words) else 0.0
+            last = c.section.split(" > ")[-1]
+            f["section"] = -1.0 if LOW_VALUE_SECTION.match(last) else (1.0 if intent_cue and intent_cue.search(c.section) else 0.0)
             is_rule = c.source_type is SourceType.CONFIG and bool(c.meta.get("alert") or c.meta.get("rule"))
             f["rule"] = (1.0 if definition else -1.0) if is_rule else 0.0
             # Several candidate sections from one file: the file as a whole is on topic.
@@ -136,7 +152,7 @@ class FeatureReranker:
             h.score = (
                 w.fused * f["fused"] + w.dense * f["dense"] + w.bm25 * f["bm25"] + w.ident * f["ident"]
                 + w.title * f["title"] + w.prior * f["prior"] + w.recency * f["recency"] + w.path * f["path"] + w.rule * f["rule"]
-                + w.support * f["support"]
+                + w.support * f["support"] + w.section * f["section"]
             )
         return sorted(hits, key=lambda h: h.score, reverse=True)
 

@@ -16,6 +16,7 @@ from retrieval.types import Intent, SourceType
 class Strategy:
     """How to search for one intent."""
 
+    name: str = "general"
     dense_weight: float = 1.0
     sparse_weight: float = 1.0
     prefetch: int = 60
@@ -29,19 +30,19 @@ class Strategy:
 
 DEFAULT_STRATEGIES: dict[Intent, Strategy] = {
     Intent.TROUBLESHOOTING: Strategy(
-        dense_weight=1.0, sparse_weight=1.0,
+        name="troubleshooting", dense_weight=1.0, sparse_weight=1.0,
         type_prior={SourceType.RUNBOOK: 1.0, SourceType.INCIDENT: 0.5, SourceType.DOC: 0.6, SourceType.CONFIG: 0.2},
     ),
     Intent.CONFIGURATION: Strategy(
-        dense_weight=1.0, sparse_weight=1.2,
+        name="configuration", dense_weight=1.0, sparse_weight=1.2,
         type_prior={SourceType.CONFIG: 0.9, SourceType.DOC: 1.0, SourceType.RUNBOOK: 0.6, SourceType.INCIDENT: 0.1},
     ),
     Intent.MONITORING: Strategy(
-        dense_weight=1.0, sparse_weight=1.3,
+        name="monitoring", dense_weight=1.0, sparse_weight=1.3,
         type_prior={SourceType.CONFIG: 1.0, SourceType.RUNBOOK: 0.8, SourceType.DOC: 0.6, SourceType.INCIDENT: 0.1},
     ),
     Intent.GENERAL: Strategy(
-        dense_weight=1.0, sparse_weight=1.0,
+        name="general", dense_weight=1.0, sparse_weight=1.0,
         type_prior={SourceType.INCIDENT: 1.0, SourceType.DOC: 0.9, SourceType.RUNBOOK: 0.6, SourceType.CONFIG: 0.3},
     ),
 }
