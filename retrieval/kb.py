@@ -86,6 +86,19 @@ def hit_to_dict(hit: Hit) -> dict[str, Any]:
     }
 
 
+def diversify(hits: list[Hit], per_file: int) -> list[Hit]:
+    """Keep the order, but move a file's chunks beyond its first ``per_file`` behind the rest, so
+    ten results show more than one or two files (the other sections stay reachable below)."""
+    seen: dict[str, int] = {}
+    head: list[Hit] = []
+    tail: list[Hit] = []
+    for h in hits:
+        n = seen.get(h.chunk.path, 0)
+        seen[h.chunk.path] = n + 1
+        (head if n < per_file else tail).append(h)
+    return head + tail
+
+
 def parse_filters(filters: SearchFilters | Mapping[str, Any] | None) -> SearchFilters | None:
     """Filters from a dict (CLI/API/agents) with a clear error for unknown fields or values."""
     if filters is None or isinstance(filters, SearchFilters):
@@ -118,6 +131,7 @@ class KnowledgeBase:
         answerer: Answerer | None = None,
         strategies: Mapping[Intent, Strategy] | None = None,
         abstain_threshold: float = 0.0,
+        max_chunks_per_file: int = 4,
     ) -> None:
         self.settings = settings or get_settings()
         self.embedder = embedder or make_embedder(self.settings)
@@ -128,6 +142,7 @@ class KnowledgeBase:
         self.strategies = dict(strategies or DEFAULT_STRATEGIES)
         self.formatter = SRECitationFormatter()
         self.abstain_threshold = abstain_threshold
+        self.max_chunks_per_file = max_chunks_per_file
         self._answerer = answerer
         self._stats: CorpusStats | None = None
         self._lock = threading.Lock()
@@ -221,7 +236,7 @@ class KnowledgeBase:
         timings["retrieve"] = (time.perf_counter() - t) * 1000
         if do_rerank and hits:
             t = time.perf_counter()
-            hits = self.reranker.rerank(q, hits, strategy)
+            hits = diversify(self.reranker.rerank(q, hits, strategy), self.max_chunks_per_file)
             timings["rerank"] = (time.perf_counter() - t) * 1000
         return SearchResult(q, intent, hits[:k], timings)
 
