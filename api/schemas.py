@@ -23,6 +23,54 @@ class QuestionRequest(BaseModel):
     question: str = Field(min_length=1, max_length=4000, examples=["etcd has no leader, what do I check?"])
     k: int | None = Field(default=None, ge=1, le=100)
     filters: Filters | None = None
+    stream: bool = Field(default=False, description="stream Server-Sent Events (also with Accept: text/event-stream)")
+
+
+class IngestRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    paths: list[str] = Field(min_length=1, max_length=100, description="files or directories under the configured allowed roots")
+    source_type: Literal["runbook", "incident", "config", "doc"] | None = None
+    delete_missing: bool = True
+
+
+class JobOut(BaseModel):
+    id: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    paths: list[str]
+    progress: dict[str, Any]
+    created_at: float
+    finished_at: float | None
+    report: dict[str, Any] | None
+    error: str | None
+
+
+class SourceOut(BaseModel):
+    id: str
+    path: str
+    root: str
+    source_type: str
+    sha256: str
+    size: int
+    chunks: int
+    ingested_at: str
+    title: str
+
+
+class SourcePage(BaseModel):
+    items: list[SourceOut]
+    total: int
+    offset: int
+    limit: int
+
+
+class SourceText(BaseModel):
+    id: str
+    path: str
+    source_type: str
+    title: str
+    from_file: bool
+    lines: list[dict[str, Any]]
 
 
 class ErrorBody(BaseModel):

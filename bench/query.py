@@ -412,8 +412,8 @@ def main() -> None:
             progress(f"size {size}: wrote {row['chunks']} points in {write_s:.1f} s, optimize (HNSW) {opt_s:.1f} s; timing sre-kb search")
             kb = KnowledgeBase(Settings(store=Path(tmp) / f"store-{size}"), store=store, embedder=embedder)
             info = store._shard.info()
-            progress(f"size {size}: shard has {info.segments_count} segment(s), "
-                     f"{info.indexed_vectors_count} of {info.points_count} vectors indexed")
+            progress(f"size {size}: shard has {info.segments_count} segment(s), {info.points_count} points, "
+                     f"indexed_vectors_count {info.indexed_vectors_count} (dense + bm25)")
             load = os.getloadavg()[0]
             total, stages = time_srekb(kb, questions)
             kb.close()

@@ -69,13 +69,13 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 class SentenceTransformerEmbedder:
     """sentence-transformers on torch, CPU. Slow to import (~11 s); fastest for big batches."""
 
-    def __init__(self, model_path: Path, batch_size: int = 32) -> None:
+    def __init__(self, model_path: Path, batch_size: int = 32, name: str | None = None) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
 
         self._model = SentenceTransformer(str(model_path), device="cpu")
-        self.name = model_path.name
-        self.dim = int(self._model.get_sentence_embedding_dimension() or 0)
+        self.name = name or model_path.name
+        self.dim = int(self._model.get_embedding_dimension() or 0)
         self.max_tokens = int(self._model.max_seq_length)
         self.batch_size = batch_size
 
@@ -93,7 +93,7 @@ class OnnxEmbedder:
     built by either backend is queried correctly by the other.
     """
 
-    def __init__(self, model_path: Path, cache_dir: Path, batch_size: int = 32) -> None:
+    def __init__(self, model_path: Path, cache_dir: Path, batch_size: int = 32, name: str | None = None) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -107,7 +107,7 @@ class OnnxEmbedder:
         self._tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
         self._tokenizer.enable_truncation(self.max_tokens)
         self._lock = threading.Lock()
-        self.name = model_path.name
+        self.name = name or model_path.name
         self.dim = int(json.loads((model_path / "config.json").read_text())["hidden_size"])
         self.batch_size = batch_size
 
@@ -216,18 +216,20 @@ def make_embedder(settings: Settings) -> Embedder:
         if key in _cache:
             return _cache[key]
         path = resolve_model_path(settings.embedding_model)
+        # The store records this name: the packaged model is known by its own name, not its folder's.
+        name = settings.embedding_model.removeprefix("sentence-transformers/") if path.name == "model" else path.name
         embedder: Embedder
         if backend == "torch":
-            embedder = SentenceTransformerEmbedder(path, settings.embedding_batch_size)
+            embedder = SentenceTransformerEmbedder(path, settings.embedding_batch_size, name)
         else:
             try:
-                embedder = OnnxEmbedder(path, settings.model_cache, settings.embedding_batch_size)
+                embedder = OnnxEmbedder(path, settings.model_cache, settings.embedding_batch_size, name)
             except ConfigError:
                 raise
             except Exception as exc:
                 if backend == "onnx":
                     raise ConfigError(f"ONNX backend failed for {path}: {exc}; set SRE_KB_EMBEDDING_BACKEND=torch") from exc
                 log.warning("ONNX backend unavailable (%s); using sentence-transformers on torch", exc)
-                embedder = SentenceTransformerEmbedder(path, settings.embedding_batch_size)
+                embedder = SentenceTransformerEmbedder(path, settings.embedding_batch_size, name)
         _cache[key] = embedder
         return embedder

@@ -243,30 +243,33 @@ class KnowledgeBase:
     def ask(self, question: str, k: int | None = None, filters: SearchFilters | Mapping[str, Any] | None = None) -> Answer:
         """Answer with citations, or abstain (listing the nearest sources) when evidence is weak."""
         t0 = time.perf_counter()
-        result = self.search(question, k, filters)
+        return self.answer(self.search(question, k, filters), t0, filtered=filters is not None)
+
+    def answer(self, result: SearchResult, t0: float | None = None, *, filtered: bool = False) -> Answer:
+        """The answer step of :meth:`ask` on an existing search result (lets a caller stream the hits first)."""
+        t0 = t0 if t0 is not None else time.perf_counter()
         timings = dict(result.timings_ms)
         hits = result.hits
         t = time.perf_counter()
         check = assess(result.question, hits, self.stats) if hits else None
         timings["answerability"] = (time.perf_counter() - t) * 1000
-        if not hits or check is None or not check.answerable(self.abstain_threshold):
+
+        def abstain(text: str) -> Answer:
             nearest = self.formatter.cite([h.chunk for h in hits[:3]])
-            if not hits:
-                text = NOT_ENOUGH + " The knowledge base returned nothing" + (" for these filters." if filters else ": is anything ingested? Run `srekb ingest PATH`.")
-            else:
-                why = "; ".join(check.reasons) if check and check.reasons else "the sources found cover too little of the question"
-                text = f"{NOT_ENOUGH} ({why}.) Nearest sources are listed below."
             block = self.formatter.format(nearest).replace("Citations:", "Nearest sources (not cited as evidence):", 1)
             timings["total"] = (time.perf_counter() - t0) * 1000
             return Answer(result.question, text, result.intent, "abstained", True, [], block, hits, timings, check)
+
+        if not hits:
+            return abstain(NOT_ENOUGH + " The knowledge base returned nothing" + (" for these filters." if filtered else ": is anything ingested? Run `srekb ingest PATH`."))
+        if check is None or not check.answerable(self.abstain_threshold):
+            why = "; ".join(check.reasons) if check and check.reasons else "the sources found cover too little of the question"
+            return abstain(f"{NOT_ENOUGH} ({why}.) Nearest sources are listed below.")
         t = time.perf_counter()
         draft = verify_markers(self.answerer.answer(result.question, hits))
         timings["answer"] = (time.perf_counter() - t) * 1000
         if not draft.sources or draft.text.strip().startswith(NOT_ENOUGH):
-            timings["total"] = (time.perf_counter() - t0) * 1000
-            nearest = self.formatter.cite([h.chunk for h in hits[:3]])
-            block = self.formatter.format(nearest).replace("Citations:", "Nearest sources (not cited as evidence):", 1)
-            return Answer(result.question, NOT_ENOUGH, result.intent, "abstained", True, [], block, hits, timings, check)
+            return abstain(NOT_ENOUGH)
         citations = self.formatter.cite([h.chunk for h in draft.sources])
         timings["total"] = (time.perf_counter() - t0) * 1000
         return Answer(result.question, draft.text, result.intent, draft.mode, False, citations, self.formatter.format(citations), hits, timings, check)

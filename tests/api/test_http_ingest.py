@@ -1,0 +1,106 @@
+"""Ingest jobs, sources, metrics and streaming over real HTTP, on a fresh embedded store."""
+
+import json
+import shutil
+import time
+
+import httpx
+import pytest
+
+from api.app import create_app
+from retrieval.kb import KnowledgeBase
+from retrieval.store import EdgeStore
+from tests.api.test_http import Server
+from tests.conftest import SHIPPED
+
+RUNBOOK = "# Disk full\n\n## Mitigation\n\nDelete old WAL segments with pg_archivecleanup.\n"
+
+
+@pytest.fixture
+def app_url(tmp_path, real_embedder, settings):
+    root = tmp_path / "allowed"
+    (root / "runbooks").mkdir(parents=True)
+    (root / "runbooks" / "disk.md").write_text(RUNBOOK)
+    store_dir = tmp_path / "store"
+    store = EdgeStore(store_dir, real_embedder.dim, real_embedder.name)
+    s = settings.model_copy(update={"store": store_dir, "model_cache": tmp_path / "cache", "allowed_roots": [root]})
+    kb = KnowledgeBase(s, store=store, embedder=real_embedder)
+    with Server(create_app(s, kb)) as url:
+        yield url, root, tmp_path
+    store.close()
+
+
+def _wait(url: str, job_id: str) -> dict:
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        job = httpx.get(f"{url}/v1/jobs/{job_id}", timeout=10).json()
+        if job["status"] in ("succeeded", "failed"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError("job did not finish")
+
+
+def test_ingest_job_sources_and_delete(app_url):
+    url, root, tmp = app_url
+    r = httpx.post(f"{url}/v1/ingest", json={"paths": [str(root)]}, timeout=10)
+    assert r.status_code == 202, r.text
+    job = _wait(url, r.json()["id"])
+    assert job["status"] == "succeeded" and job["report"]["added"] == ["runbooks/disk.md"]
+    page = httpx.get(f"{url}/v1/sources", params={"limit": 10}, timeout=10).json()
+    assert page["total"] == 1 and page["items"][0]["id"] == "runbooks/disk.md" and page["items"][0]["chunks"] == 1
+    text = httpx.get(f"{url}/v1/sources/runbooks/disk.md", timeout=10).json()
+    assert text["from_file"] and text["lines"][4] == {"n": 5, "text": "Delete old WAL segments with pg_archivecleanup."}
+    ans = httpx.post(f"{url}/v1/ask", json={"question": "How do I clean up WAL segments when the disk is full?"}, timeout=30).json()
+    assert ans["citations"][0]["path"] == "runbooks/disk.md"
+    assert httpx.delete(f"{url}/v1/sources/runbooks/disk.md", timeout=10).json() == {"deleted": "runbooks/disk.md"}
+    assert httpx.get(f"{url}/v1/sources", timeout=10).json()["total"] == 0
+    assert httpx.get(f"{url}/v1/sources/runbooks/disk.md", timeout=10).status_code == 404
+
+
+def test_queries_keep_working_while_a_job_runs(app_url):
+    url, root, _ = app_url
+    httpx.post(f"{url}/v1/ingest", json={"paths": [str(root)]}, timeout=10)
+    shutil.copytree(SHIPPED, root / "shipped")  # a bigger tree: ~1,000 chunks to embed
+    job_id = httpx.post(f"{url}/v1/ingest", json={"paths": [str(root / "shipped")]}, timeout=10).json()["id"]
+    answered = 0
+    while httpx.get(f"{url}/v1/jobs/{job_id}", timeout=10).json()["status"] in ("queued", "running"):
+        r = httpx.post(f"{url}/v1/search", json={"question": "disk full WAL", "k": 3}, timeout=30)
+        assert r.status_code == 200
+        answered += 1
+    assert answered >= 3
+    assert _wait(url, job_id)["status"] == "succeeded"
+
+
+def test_upload_and_bad_ingest_requests(app_url):
+    url, root, tmp = app_url
+    files = [("files", ("etcd.md", b"# etcd\n\n## Defrag\n\nRun etcdctl defrag on each member.\n", "text/markdown"))]
+    r = httpx.post(f"{url}/v1/ingest/upload", files=files, timeout=10)
+    assert r.status_code == 202, r.text
+    assert _wait(url, r.json()["id"])["report"]["added"] == ["etcd.md"]
+    outside = tmp / "outside"
+    outside.mkdir()
+    r = httpx.post(f"{url}/v1/ingest", json={"paths": [str(outside)]}, timeout=10)
+    assert r.status_code == 403 and "outside the allowed roots" in r.json()["error"]["message"]
+    r = httpx.post(f"{url}/v1/ingest", json={"paths": [str(root / ".." / "outside")]}, timeout=10)
+    assert r.status_code == 403
+    (root / "escape").symlink_to(outside)
+    assert httpx.post(f"{url}/v1/ingest", json={"paths": [str(root / "escape")]}, timeout=10).status_code == 403
+    assert httpx.get(f"{url}/v1/jobs/nope", timeout=10).status_code == 404
+    r = httpx.post(f"{url}/v1/ingest/upload", files=[("files", (".hidden", b"x", "text/plain"))], timeout=10)
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_upload"
+
+
+def test_streaming_and_metrics(app_url):
+    url, root, _ = app_url
+    _wait(url, httpx.post(f"{url}/v1/ingest", json={"paths": [str(root)]}, timeout=10).json()["id"])
+    with httpx.stream("POST", f"{url}/v1/ask", json={"question": "How do I clean up WAL segments?", "stream": True}, timeout=30) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        events = [line.removeprefix("event: ") for line in r.iter_lines() if line.startswith("event: ")]
+    assert events[0] == "intent" and events[1] == "hits" and "delta" in events and events[-2:] == ["citations", "done"]
+    with httpx.stream("POST", f"{url}/v1/ask", json={"question": "   "}, headers={"Accept": "text/event-stream"}, timeout=30) as r:
+        body = "".join(r.iter_text())
+    assert "event: error" in body and "question is empty" in body
+    metrics = httpx.get(f"{url}/metrics", timeout=10).text
+    assert 'srekb_http_requests_total{method="POST",route="/v1/ask",status="200"}' in metrics
+    assert "srekb_index_chunks 1.0" in metrics and 'srekb_ingest_jobs_total{status="succeeded"}' in metrics
+    json.loads(httpx.get(f"{url}/openapi.json", timeout=10).text)

@@ -1,0 +1,26 @@
+"""The two real backends of the packaged model agree, so either can query a store built by the other."""
+
+import numpy as np
+
+from retrieval.embedding import SentenceTransformerEmbedder, make_embedder, resolve_model_path
+from retrieval.settings import Settings
+
+TEXTS = ["etcd has no leader, what do I check?", "KubePodCrashLooping: Diagnosis\nkubectl describe pod", "x " * 400]
+
+
+def test_onnx_and_torch_vectors_agree(real_embedder):
+    torch_embedder = SentenceTransformerEmbedder(resolve_model_path("all-MiniLM-L6-v2"), name="all-MiniLM-L6-v2")
+    a = real_embedder.embed_batch(TEXTS)
+    b = torch_embedder.embed_batch(TEXTS)
+    assert a.shape == b.shape == (3, 384)
+    assert float(np.min(np.sum(a * b, axis=1))) > 0.9999
+    assert real_embedder.name == torch_embedder.name == "all-MiniLM-L6-v2"
+
+
+def test_unknown_model_is_a_clear_error(tmp_path):
+    import pytest
+
+    from retrieval.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="SRE_KB_EMBEDDING_MODEL"):
+        make_embedder(Settings(embedding_model=str(tmp_path / "nope"), model_cache=tmp_path))
