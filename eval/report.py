@@ -78,3 +78,20 @@ def write(report: dict[str, Any], out: Path, title: str, questions: list[Questio
 
 def load(path: Path) -> list[Question]:
     return load_questions(path)
+
+
+def gate_failures(report: dict[str, Any], gate: dict[str, Any], strategy: str = "hybrid + rerank + intent") -> list[str]:
+    """Metrics below the thresholds kept in the repo (eval/gate.json); empty when the gate passes."""
+    failures = []
+    ours = report["strategies"][strategy]
+    for metric, floor in gate.get("search", {}).items():
+        if ours[metric] < floor:
+            failures.append(f"{metric} {ours[metric]:.3f} < {floor}")
+    for metric, bound in gate.get("answers", {}).items():
+        if metric.endswith("_max"):
+            value = report["answers"][metric.removesuffix("_max")]
+            if value > bound:
+                failures.append(f"{metric.removesuffix('_max')} {value:.3f} > {bound}")
+        elif report["answers"][metric] < bound:
+            failures.append(f"{metric} {report['answers'][metric]:.3f} < {bound}")
+    return failures

@@ -1,9 +1,10 @@
 """One end-to-end evaluation through the real model and engine on the shipped corpus."""
 
 import json
+from pathlib import Path
 
 from eval.dataset import load_questions
-from eval.report import run, write
+from eval.report import gate_failures, run, write
 from tests.conftest import SHIPPED_QUESTIONS
 
 
@@ -20,3 +21,12 @@ def test_eval_run_writes_reports(shipped_kb, tmp_path):
     runs = json.loads((tmp_path / "runs.json").read_text())
     assert set(runs) == set(data["strategies"]) and all(runs[s] for s in runs)
     assert "| hybrid + rerank + intent |" in (tmp_path / "report.md").read_text()
+    # The CI quality gate: thresholds kept in the repo.
+    gate = json.loads((Path(__file__).resolve().parents[2] / "eval" / "gate.json").read_text())
+    assert gate_failures(data, gate) == []
+
+
+def test_gate_flags_regressions():
+    report = {"strategies": {"hybrid + rerank + intent": {"mrr@10": 0.5, "ndcg@10": 0.9}}, "answers": {"false_abstention": 0.1}}
+    gate = {"search": {"mrr@10": 0.8, "ndcg@10": 0.8}, "answers": {"false_abstention_max": 0.02}}
+    assert gate_failures(report, gate) == ["mrr@10 0.500 < 0.8", "false_abstention 0.100 > 0.02"]
