@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from eval.dataset import Question, qrels_of
-from eval.metrics import hit_at, lines_overlap, mean, mrr_at, ndcg_at, percentile, ranked, recall_at
+from eval.metrics import hit_at, lines_overlap, mean, mrr_at, ndcg_at, percentile, recall_at
 from retrieval.kb import KnowledgeBase
 from retrieval.types import Hit
 
@@ -116,7 +116,7 @@ def evaluate_search(name: str, fn: SearchFn, questions: list[Question]) -> Strat
 
 def evaluate_answers(kb: KnowledgeBase, questions: list[Question]) -> dict[str, Any]:
     """Ask every question: intent accuracy, abstention, citations, coverage."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for q in questions:
         ans = kb.ask(q.question)
         cited = [c.path for c in ans.citations]
@@ -135,7 +135,7 @@ def evaluate_answers(kb: KnowledgeBase, questions: list[Question]) -> dict[str, 
     ans_rows = [r for r in rows if r["answerable"]]
     un_rows = [r for r in rows if not r["answerable"]]
     labelled = [r for r in ans_rows if r["has_lines_label"]]
-    all_cites = [x for r in ans_rows for x in r["citation_relevant"]]
+    all_cites: list[bool] = [x for r in ans_rows for x in r["citation_relevant"]]
     return {
         "intent_accuracy": mean([1.0 if r["intent"] == r["predicted_intent"] else 0.0 for r in rows if r["intent"]]),
         "must_cite_in_citations": mean([1.0 if r["must_cite_hit"] else 0.0 for r in ans_rows]),

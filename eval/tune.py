@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eval.dataset import Question, qrels_of
+from eval.dataset import Question
 from eval.metrics import mean, mrr_at, ndcg_at
 from eval.runner import paths_in_order
 from retrieval.kb import KnowledgeBase

@@ -7,7 +7,7 @@
 """
 
 from retrieval.adapters import agent_tools, llama_index_retriever
-from retrieval.answer import Answerer, Answerability, ExtractiveAnswerer, GeminiAnswerer
+from retrieval.answer import Answerability, Answerer, ExtractiveAnswerer, GeminiAnswerer
 from retrieval.citations import Citation, SRECitationFormatter
 from retrieval.embedding import Embedder, HashEmbedder, OnnxEmbedder, SentenceTransformerEmbedder, make_embedder
 from retrieval.errors import (

@@ -228,8 +228,8 @@ class ExtractiveAnswerer:
 
     def answer(self, question: str, hits: Sequence[Hit]) -> Draft:
         terms = content_terms(question)
-        idf = (lambda t: self.stats.idf(t)) if self.stats else (lambda t: 1.0)
-        weights = {t: idf(t) for t in terms}
+        stats = self.stats
+        weights = {t: stats.idf(t) if stats else 1.0 for t in terms}
         total = sum(weights.values()) or 1.0
         picked: list[tuple[float, int, int, str]] = []  # (score, hit index, unit index, text)
         for hi, hit in enumerate(hits[: self.max_sources]):

@@ -76,7 +76,7 @@ class SentenceTransformerEmbedder:
         self._model = SentenceTransformer(str(model_path), device="cpu")
         self.name = name or model_path.name
         self.dim = int(self._model.get_embedding_dimension() or 0)
-        self.max_tokens = int(self._model.max_seq_length)
+        self.max_tokens = int(self._model.max_seq_length or 256)
         self.batch_size = batch_size
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:

@@ -261,7 +261,8 @@ class KnowledgeBase:
             return Answer(result.question, text, result.intent, "abstained", True, [], block, hits, timings, check)
 
         if not hits:
-            return abstain(NOT_ENOUGH + " The knowledge base returned nothing" + (" for these filters." if filtered else ": is anything ingested? Run `srekb ingest PATH`."))
+            where = " for these filters." if filtered else ": is anything ingested? Run `srekb ingest PATH`."
+            return abstain(f"{NOT_ENOUGH} The knowledge base returned nothing{where}")
         if check is None or not check.answerable(self.abstain_threshold):
             why = "; ".join(check.reasons) if check and check.reasons else "the sources found cover too little of the question"
             return abstain(f"{NOT_ENOUGH} ({why}.) Nearest sources are listed below.")

@@ -86,8 +86,7 @@ class FeatureReranker:
         terms = content_terms(question)
         max_fused = max(h.scores.get("fused", h.score) for h in hits) or 1.0
         max_bm25 = max((h.scores.get("bm25", 0.0) for h in hits), default=0.0) or 1.0
-        hay = [_haystack(h) for h in hits]
-        hay_lower = [x.lower() for x in hay]
+        hay_lower = [_haystack(h).lower() for h in hits]
         # An identifier found in most candidates says little; one found in few says a lot.
         ident_df = {i: sum(1 for x in hay_lower if i.lower() in x) for i in idents}
         today = date.today()
@@ -101,7 +100,7 @@ class FeatureReranker:
             per_file[h.chunk.path] = per_file.get(h.chunk.path, 0) + 1
         most = max(per_file.values())
         out = []
-        for h, text, low in zip(hits, hay, hay_lower, strict=True):
+        for h, low in zip(hits, hay_lower, strict=True):
             c = h.chunk
             f: dict[str, float] = {}
             f["fused"] = h.scores.get("fused", h.score) / max_fused

@@ -197,6 +197,7 @@ class EdgeStore:
                 ) from exc
             raise StoreError(f"cannot open the store at {self.directory}: {exc}") from exc
         self._lock = threading.RLock()
+        self._closed = False
         self._db_path = self.directory / "sources.sqlite"
         with self._db() as db:
             db.execute(
@@ -325,10 +326,10 @@ class EdgeStore:
 
     def close(self) -> None:
         with self._lock:
-            if getattr(self, "_shard", None) is not None:
+            if not self._closed:
+                self._closed = True
                 self._shard.flush()
                 self._shard.close()
-                self._shard = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -367,7 +368,8 @@ class ServerStore:
         else:
             params = self._client.get_collection(collection).config.params
             vectors = params.vectors if isinstance(params.vectors, dict) else {}
-            have = vectors.get("dense").size if "dense" in vectors else None
+            dense = vectors.get("dense")
+            have = dense.size if dense is not None else None
             if have != dim:
                 raise ConfigError(f"collection {collection!r} holds {have}-d vectors, the model gives {dim}: use another SRE_KB_COLLECTION")
         if not self._client.collection_exists(self.sources_collection):

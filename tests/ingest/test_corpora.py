@@ -8,7 +8,6 @@ import pytest
 from ingest.pipeline import Ingestor
 from retrieval.settings import Settings
 from retrieval.types import SourceType
-
 from tests.conftest import REAL, REAL_EXCLUDE, SHIPPED
 
 

@@ -7,8 +7,8 @@ import pytest
 
 from ingest.pipeline import Ingestor
 from retrieval.settings import Settings
-from retrieval.store import HybridQuery
 from retrieval.sparse import default_bm25
+from retrieval.store import HybridQuery
 
 RUNBOOK = "# Etcd no leader\n\n## Symptoms\n\netcd_server_has_leader is 0.\n\n## Mitigation\n\nRestart the member with the stale WAL.\n"
 RULES = "groups:\n  - name: etcd\n    rules:\n      - alert: EtcdNoLeader\n        expr: etcd_server_has_leader == 0\n        for: 1m\n"

@@ -126,7 +126,10 @@ inhibit_rules:
 
 
 def test_incident_yaml_record():
-    text = "id: INC-2024-017\ntitle: Orders DB connection pool exhausted\ndate: 2024-09-12\nseverity: SEV2\nservice: checkout-api\nroot_cause: pool too small\nresolution: raised pool\n"
+    text = (
+        "id: INC-2024-017\ntitle: Orders DB connection pool exhausted\ndate: 2024-09-12\nseverity: SEV2\n"
+        "service: checkout-api\nroot_cause: pool too small\nresolution: raised pool\n"
+    )
     chunks, _ = _chunks(chunk_yaml, text, "incidents/records/INC-2024-017.yaml", SourceType.INCIDENT)
     (c,) = chunks
     assert c.source_type is SourceType.INCIDENT
@@ -167,7 +170,10 @@ def test_ini_and_toml_sections():
 
 
 def test_nginx_blocks():
-    conf = "worker_processes 4;\nhttp {\n  client_max_body_size 8m;\n  server {\n    listen 443;\n    location /api {\n      proxy_read_timeout 30s;\n    }\n  }\n}\n"
+    conf = (
+        "worker_processes 4;\nhttp {\n  client_max_body_size 8m;\n  server {\n    listen 443;\n"
+        "    location /api {\n      proxy_read_timeout 30s;\n    }\n  }\n}\n"
+    )
     chunks, _ = _chunks(chunk_braces, conf, "configs/nginx.conf", budget=256)
     assert any(c.section == "http" and c.line_start == 2 and c.line_end == 10 for c in chunks)
     assert any(c.section == "(top level)" and c.line_start == 1 for c in chunks)
