@@ -17,8 +17,8 @@ from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
-from fastapi.staticfiles import StaticFiles
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -35,6 +35,7 @@ from api.schemas import (
     SourcePage,
     SourceText,
 )
+from api.sessions import SessionStore, rewrite
 from retrieval.errors import QueryError, SreKbError, StoreError
 from retrieval.kb import KnowledgeBase, hit_to_dict
 from retrieval.settings import Settings, get_settings
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
         app.state.kb = kb or KnowledgeBase(settings)
         app.state.settings = settings
         app.state.jobs = JobRunner(app.state.kb, on_done=job_done)
+        app.state.sessions = SessionStore(data_dir(settings) / "sessions.sqlite", ttl_s=settings.session_ttl_s)
         yield
         app.state.jobs.shutdown()
         if kb is None:
@@ -144,10 +146,23 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
               responses={200: {"content": {"text/event-stream": {}}, "description": "the answer, or SSE events when streaming"}})
     async def ask(body: QuestionRequest, kb: KB, request: Request) -> Any:
         filters = body.filters.model_dump(exclude_defaults=True) if body.filters else None
+        question = body.question
+        sessions: SessionStore = request.app.state.sessions
+        if body.session_id:
+            history = await run_in_threadpool(sessions.history, body.session_id)
+            llm = getattr(kb.answerer, "_client", None)
+            question = await run_in_threadpool(rewrite, body.question, history, llm, settings.gemini_model)
         if body.stream or "text/event-stream" in request.headers.get("accept", ""):
-            return StreamingResponse(_sse_answer(kb, body.question, body.k, filters or None), media_type="text/event-stream")
-        answer = await run_in_threadpool(kb.ask, body.question, body.k, filters or None)
-        return answer.to_dict()
+            if body.session_id:
+                await run_in_threadpool(sessions.add, body.session_id, body.question, question)
+            return StreamingResponse(_sse_answer(kb, question, body.k, filters or None), media_type="text/event-stream")
+        answer = await run_in_threadpool(kb.ask, question, body.k, filters or None)
+        out = answer.to_dict()
+        if body.session_id:
+            await run_in_threadpool(sessions.add, body.session_id, body.question, question)
+            out["session_id"] = body.session_id
+            out["standalone_question"] = question
+        return out
 
     @app.post("/v1/search", response_model=SearchResponse, dependencies=[Auth])
     async def search(body: QuestionRequest, kb: KB) -> dict[str, Any]:
@@ -163,7 +178,10 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
             raise ApiError(403, "forbidden", "ingest by path is disabled: set SRE_KB_ALLOWED_ROOTS to the directories it may read")
         paths = [Path(p) for p in body.paths]
         for p in paths:
-            real = p.resolve()
+            try:
+                real = p.resolve()
+            except (OSError, ValueError) as exc:  # NUL bytes, over-long names, loops
+                raise ApiError(400, "invalid_path", f"unusable path {str(p)[:200]!r}: {exc}") from exc
             if not any(real == r.resolve() or r.resolve() in real.parents for r in roots):
                 raise ApiError(403, "forbidden", f"{p} is outside the allowed roots ({', '.join(map(str, roots))})")
             if not real.exists():
@@ -179,6 +197,9 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
         target = upload_dir(settings)
         target.mkdir(parents=True, exist_ok=True)
         saved: list[Path] = []
+        total = sum(f.size or 0 for f in files)
+        if total > settings.max_upload_bytes:
+            raise ApiError(413, "too_large", f"the upload is {total:,} bytes, over the {settings.max_upload_bytes:,}-byte limit")
         for f in files:
             name = safe_name(f.filename or "")
             data = await f.read(settings.max_file_bytes + 1)
@@ -270,9 +291,13 @@ MAX_UPLOAD_FILES = 50
 STATIC = Path(__file__).parent / "static"
 
 
+def data_dir(settings: Settings) -> Path:
+    """Where the service keeps its own files: the store directory, or the cache with a server store."""
+    return Path(settings.store) if not settings.qdrant_url else settings.model_cache / "service"
+
+
 def upload_dir(settings: Settings) -> Path:
-    base = Path(settings.store) if not settings.qdrant_url else settings.model_cache
-    return base / "uploads"
+    return data_dir(settings) / "uploads"
 
 
 def safe_name(name: str) -> str:

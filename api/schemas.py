@@ -24,6 +24,7 @@ class QuestionRequest(BaseModel):
     k: int | None = Field(default=None, ge=1, le=100)
     filters: Filters | None = None
     stream: bool = Field(default=False, description="stream Server-Sent Events (also with Accept: text/event-stream)")
+    session_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="keeps the last turns for follow-ups")
 
 
 class IngestRequest(BaseModel):
@@ -112,6 +113,8 @@ class AskResponse(BaseModel):
     citation_block: str
     hits: list[HitOut]
     timings_ms: dict[str, float]
+    session_id: str | None = None
+    standalone_question: str | None = Field(default=None, description="the follow-up rewritten against the session's last turn")
 
 
 class SearchResponse(BaseModel):

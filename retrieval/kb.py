@@ -21,7 +21,7 @@ from retrieval.citations import Citation, SRECitationFormatter
 from retrieval.embedding import Embedder, make_embedder
 from retrieval.errors import QueryError
 from retrieval.intent import EmbeddingIntentClassifier, IntentClassifier
-from retrieval.rerank import FeatureReranker, Reranker
+from retrieval.rerank import FeatureReranker, Reranker, load_weights
 from retrieval.settings import Settings, get_settings
 from retrieval.sparse import default_bm25
 from retrieval.stats import CorpusStats
@@ -138,7 +138,7 @@ class KnowledgeBase:
         self._owns_store = store is None  # a store passed in belongs to the caller: close() leaves it open
         self.store = store or open_store(self.settings, self.embedder.dim, self.embedder.name, create=False)
         self.classifier = classifier or EmbeddingIntentClassifier(self.embedder, self.settings.model_cache)
-        self.reranker = reranker or FeatureReranker()
+        self.reranker = reranker or FeatureReranker(load_weights(self.settings.rerank_weights) if self.settings.rerank_weights else None)
         self.strategies = dict(strategies or DEFAULT_STRATEGIES)
         self.formatter = SRECitationFormatter()
         self.abstain_threshold = abstain_threshold

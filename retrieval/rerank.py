@@ -10,14 +10,17 @@ questions (see ``eval/``). :class:`CrossEncoderReranker` is used when a model is
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Protocol
 
+from retrieval.errors import ConfigError
 from retrieval.strategy import Strategy
 from retrieval.text import content_terms, identifiers, term_set
 from retrieval.types import Hit, SourceType
@@ -47,6 +50,15 @@ class RerankWeights:
     rule: float = 0.3
     support: float = 0.0
     section: float = 0.0
+
+
+def load_weights(path: Path) -> RerankWeights:
+    """Weights from a tuning result (``{"rerank_weights": {...}}``); unknown names are an error."""
+    try:
+        data = json.loads(Path(path).read_text())
+        return RerankWeights(**data.get("rerank_weights", data))
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"cannot load reranker weights from {path}: {exc}; write them with `srekb eval --tune`") from exc
 
 
 # Questions about an alert's definition (vs. what to do when it fires).

@@ -39,9 +39,13 @@ class Settings(BaseSettings):
     hybrid_search: bool = True
     max_question_chars: int = Field(default=2000, ge=10)
 
+    rerank_weights: Path | None = Field(default=None, description="tuned reranker weights (JSON written by srekb eval --tune)")
+
     # HTTP service
     api_keys: list[str] = Field(default_factory=list, description="bearer keys; when set every route but health needs one")
     allow_insecure: bool = Field(default=False, description="serve on a non-loopback address without API keys")
+    session_ttl_s: float = Field(default=3600.0, gt=0, description="follow-up sessions expire after this idle time")
+    max_upload_bytes: int = Field(default=20_000_000, ge=1, description="total size of one multipart upload")
 
     # LLM (optional)
     google_api_key: str | None = Field(
