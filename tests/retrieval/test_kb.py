@@ -59,6 +59,7 @@ def test_incident_citation_carries_id_and_date(shipped_kb):
         "What does the runbook for the GrafanaDatasourceDown alert say to check?",
         "How do I configure the Opsgenie receiver for the payments team in Alertmanager?",
         "What went wrong in the incident of September 2019 on the billing cluster?",
+        "How do I bake sourdough bread?",
     ],
 )
 def test_abstains_instead_of_inventing(shipped_kb, question):
