@@ -269,19 +269,69 @@ def evaluate(
     dataset: Annotated[Path, typer.Option("--dataset", help="labelled questions (JSONL)")] = Path("corpora/eval/questions.jsonl"),
     corpus: Annotated[list[Path], typer.Option("--corpus", help="corpus to ingest first (repeatable; incremental)")] = [],  # noqa: B006
     store: StoreOpt = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="where report.md / report.json / runs.json / qrels.json go")] = Path("eval-out"),
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="where report.md / report.json / strategies.png / runs.json / qrels.json (or the tuning files) go")
+    ] = Path("eval-out"),
     exclude: Annotated[list[str], typer.Option("--exclude", help="globs left out of the corpus")] = ["questions*.jsonl"],  # noqa: B006
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", help="an earlier report.json: deltas per metric in the report, regressions marked")
+    ] = None,
+    fail_on_regression: Annotated[
+        bool,
+        typer.Option("--fail-on-regression", help="exit 1 when a quality metric of the service's strategy, answers or ragas figures is worse "
+                     "than --baseline by more than 0.005 (latency and the baseline strategies are only reported)"),
+    ] = False,
+    gate: Annotated[Path | None, typer.Option("--gate", help="thresholds to meet (e.g. eval/gate.json): exit 1 when one is missed")] = None,
+    weights: Annotated[Path | None, typer.Option("--weights", help="evaluate (or start tuning) with the reranker weights of a tuned.json")] = None,
+    judge: Annotated[
+        bool, typer.Option("--judge/--no-judge", help="ragas faithfulness / answer relevancy with Gemini as judge when GOOGLE_API_KEY is set")
+    ] = True,
+    judge_limit: Annotated[int, typer.Option("--judge-limit", help="answered questions the LLM judge scores at most", min=0)] = 40,
+    tune: Annotated[bool, typer.Option("--tune", help="tune the reranker weights instead: writes tuned.json, tune.md, tune.json, tune-state.json")] = False,
+    tune_priors: Annotated[bool, typer.Option("--tune-priors", help="with --tune: tune the per-intent source priors too (over-fits)")] = False,
+    resume: Annotated[
+        bool | None,
+        typer.Option("--resume/--restart", help="with --tune: resume from <out>/tune-state.json (default: resume when it exists and matches) or start afresh"),
+    ] = None,
+    max_iter: Annotated[int, typer.Option("--max-iter", help="with --tune: passes of the coordinate search at most", min=1)] = 8,
+    holdout: Annotated[
+        float, typer.Option("--holdout", help="with --tune: fraction of the questions held out (reported, never tuned on)", min=0.0, max=0.9)
+    ] = 0.3,
 ) -> None:
-    """Evaluate retrieval strategies and answers on labelled questions; writes a report."""
-    from eval.report import load, run, to_markdown, write
+    """Evaluate retrieval strategies and answers on labelled questions (report.md, report.json,
+    strategies.png), or tune the reranker weights with --tune (tuned.json)."""
+    from eval.compare import compare
+    from eval.report import gate_failures, load, run, to_markdown, write
+    from eval.tune import load_weights, run_tuning
     from ingest.pipeline import Ingestor
     from retrieval.embedding import make_embedder
     from retrieval.errors import SreKbError
     from retrieval.kb import KnowledgeBase
+    from retrieval.rerank import FeatureReranker
     from retrieval.store import open_store
 
+    if not tune and (tune_priors or resume is not None):
+        _fail("--tune-priors, --resume and --restart only apply with --tune", EXIT_USAGE)
+    if tune and (baseline or gate or fail_on_regression):
+        _fail("--baseline, --gate and --fail-on-regression apply to an evaluation, not to --tune", EXIT_USAGE)
+    if fail_on_regression and baseline is None:
+        _fail("--fail-on-regression needs --baseline OLD/report.json", EXIT_USAGE)
+
+    def read_json(path: Path, what: str) -> Any:
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            _fail(f"cannot read the {what} {path}: {exc.strerror or exc}", EXIT_USAGE)
+        except ValueError as exc:
+            _fail(f"the {what} {path} is not valid JSON ({exc})", EXIT_USAGE)
+
+    old_report = read_json(baseline, "baseline report") if baseline else None
+    if old_report is not None and not (isinstance(old_report, dict) and isinstance(old_report.get("strategies"), dict)):
+        _fail(f"{baseline} is not a report.json written by `srekb eval` (no strategies)", EXIT_USAGE)
+    thresholds = read_json(gate, "gate file") if gate else None
     settings = _settings(store)
     try:
+        tuned = load_weights(weights) if weights else None
         questions = load(dataset)
         if corpus:
             embedder = make_embedder(settings)
@@ -295,13 +345,52 @@ def evaluate(
         kb = KnowledgeBase(settings)
     except SreKbError as exc:
         _fail(str(exc))
+    if tuned is not None:
+        if isinstance(kb.reranker, FeatureReranker):
+            kb.reranker.weights = tuned
+        else:
+            kb.close()
+            _fail("--weights applies to the feature reranker only", EXIT_USAGE)
+    title = f"sre-kb evaluation: {dataset}"
+    if tune:
+        try:
+            result = run_tuning(
+                kb, questions, out_dir, holdout=holdout, max_iter=max_iter, tune_priors=tune_priors, resume=resume,
+                progress=lambda i, tr, ho: console.print(f"[dim]pass {i}: train {tr:.4f} holdout {ho:.4f}[/dim]", highlight=False),
+            )
+        except SreKbError as exc:
+            _fail(str(exc))
+        finally:
+            kb.close()
+        out.print((out_dir / "tune.md").read_text(), highlight=False)
+        if result.get("warning"):
+            console.print(f"[yellow]warning:[/yellow] {result['warning']}", highlight=False)
+        console.print(f"tuned weights written to {out_dir}/tuned.json (state {out_dir}/tune-state.json)", highlight=False)
+        return
     try:
-        report = run(kb, questions, progress=lambda name: console.print(f"[dim]evaluating {name}[/dim]", highlight=False))
+        report = run(kb, questions, progress=lambda name: console.print(f"[dim]evaluating {name}[/dim]", highlight=False),
+                     judge=None if judge else False, judge_limit=judge_limit)
     finally:
         kb.close()
-    write(report, out_dir, f"sre-kb evaluation: {dataset}", questions)
-    out.print(to_markdown(report, f"sre-kb evaluation: {dataset}"), highlight=False)
-    console.print(f"report written to {out_dir}/report.md and report.json", highlight=False)
+    if tuned is not None:
+        report["rerank_weights_from"] = str(weights)
+    if old_report is not None:
+        report["baseline"] = compare(report, old_report, str(baseline))
+    failures = gate_failures(report, thresholds) if thresholds else []
+    if thresholds:
+        report["gate"] = {"path": str(gate), "failures": failures}
+    write(report, out_dir, title, questions)
+    out.print(to_markdown(report, title), highlight=False)
+    console.print(f"report written to {out_dir}/report.md, report.json and strategies.png", highlight=False)
+    code = EXIT_OK
+    if failures:
+        console.print("[red]gate failed:[/red] " + "; ".join(failures), highlight=False)
+        code = EXIT_ERROR
+    if fail_on_regression and report["baseline"]["gating_regressions"]:
+        console.print("[red]regressions against the baseline:[/red] " + "; ".join(report["baseline"]["gating_regressions"]), highlight=False)
+        code = EXIT_ERROR
+    if code != EXIT_OK:
+        raise typer.Exit(code)
 
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}

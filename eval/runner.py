@@ -12,7 +12,7 @@ import numpy as np
 
 from eval.dataset import Question, qrels_of
 from eval.metrics import hit_at, lines_overlap, mean, mrr_at, ndcg_at, percentile, recall_at
-from retrieval.kb import KnowledgeBase
+from retrieval.kb import Answer, KnowledgeBase
 from retrieval.types import Hit
 
 SearchFn = Callable[[str], list[Hit]]
@@ -114,11 +114,16 @@ def evaluate_search(name: str, fn: SearchFn, questions: list[Question]) -> Strat
     return StrategyResult(name, metrics, per, run)
 
 
-def evaluate_answers(kb: KnowledgeBase, questions: list[Question]) -> dict[str, Any]:
-    """Ask every question: intent accuracy, abstention, citations, coverage."""
+def evaluate_answers(
+    kb: KnowledgeBase, questions: list[Question], on_answer: Callable[[Question, Answer], None] | None = None
+) -> dict[str, Any]:
+    """Ask every question: intent accuracy, abstention, citations, coverage, per-stage timings.
+    ``on_answer`` sees every question with its :class:`Answer` (the ragas adapter uses it)."""
     rows: list[dict[str, Any]] = []
     for q in questions:
         ans = kb.ask(q.question)
+        if on_answer is not None:
+            on_answer(q, ans)
         cited = [c.path for c in ans.citations]
         must_lines = [c.lines for c in ans.citations if c.path == q.must_cite]
         rows.append({
@@ -131,6 +136,7 @@ def evaluate_answers(kb: KnowledgeBase, questions: list[Question]) -> dict[str, 
             "coverage": ans.answerability.coverage if ans.answerability else None,
             "missing": (ans.answerability.missing_identifiers + ans.answerability.missing_terms[:3]) if ans.answerability else [],
             "answer": ans.text, "total_ms": ans.timings_ms.get("total", 0.0),
+            "timings_ms": {k: round(v, 3) for k, v in ans.timings_ms.items()},
         })
     ans_rows = [r for r in rows if r["answerable"]]
     un_rows = [r for r in rows if not r["answerable"]]

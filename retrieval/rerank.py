@@ -52,13 +52,29 @@ class RerankWeights:
     section: float = 0.0
 
 
-def load_weights(path: Path) -> RerankWeights:
-    """Weights from a tuning result (``{"rerank_weights": {...}}``); unknown names are an error."""
+def load_weights(path: str | Path) -> RerankWeights:
+    """The reranker weights of a ``tuned.json`` (``{"rerank_weights": {name: number, ...}}``).
+
+    Weights the file leaves out keep their defaults; an unknown name or a non-number is an error
+    (a typo must not silently fall back to the defaults). This is what the service loads."""
+    p = Path(path)
     try:
-        data = json.loads(Path(path).read_text())
-        return RerankWeights(**data.get("rerank_weights", data))
-    except (OSError, ValueError, TypeError) as exc:
-        raise ConfigError(f"cannot load reranker weights from {path}: {exc}; write them with `srekb eval --tune`") from exc
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read reranker weights from {p}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{p} is not valid JSON ({exc})") from exc
+    weights = data.get("rerank_weights") if isinstance(data, dict) else None
+    if not isinstance(weights, dict):
+        raise ConfigError(f'{p}: expected {{"rerank_weights": {{...}}}} (as written by `srekb eval --tune`)')
+    known = set(RerankWeights.__dataclass_fields__)
+    unknown = sorted(set(weights) - known)
+    if unknown:
+        raise ConfigError(f"{p}: unknown reranker weight(s) {unknown}; known: {', '.join(sorted(known))}")
+    bad = sorted(k for k, v in weights.items() if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v))
+    if bad:
+        raise ConfigError(f"{p}: reranker weight(s) {bad} must be finite numbers")
+    return RerankWeights(**{k: float(v) for k, v in weights.items()})
 
 
 # Questions about an alert's definition (vs. what to do when it fires).
