@@ -83,6 +83,7 @@ GENERIC_CAPS = frozenset(
     Prometheus Alertmanager Grafana Pod Pods Node Nodes Service Services Deployment Job Jobs SRE On-call""".split()
 )
 MONTHS = "january february march april may june july august september october november december".split()
+MONTH_STEMS = frozenset(stem(m) for m in MONTHS)
 DATE_ASK = re.compile(r"\b(" + "|".join(MONTHS) + r")\b(?:\s+\d{1,2}(?:st|nd|rd|th)?,?)?\s+((?:19|20)\d\d)\b", re.I)
 RUNBOOK_ASK = re.compile(r"\brunbooks?\b", re.I)
 
@@ -114,8 +115,11 @@ def assess(question: str, hits: Sequence[Hit], stats: CorpusStats, top: int = 5)
     reasons: list[str] = []
     # Off-topic: most of the question's words never occur anywhere in the knowledge base
     # (measured: every labelled answerable question knows >= 73 % of its terms).
-    known = sum(1 for t in terms if stats.df.get(t, 0) > 0)
-    if terms and known / len(terms) < 0.6:
+    # Identifiers, their parts and dates are checked on their own below.
+    ident_terms = set(content_terms(" ".join(identifiers(question))))
+    topical = [t for t in terms if t.isalpha() and t not in MONTH_STEMS and t not in ident_terms]
+    known = sum(1 for t in topical if stats.df.get(t, 0) > 0)
+    if topical and known / len(topical) < 0.6:
         reasons.append("the knowledge base does not cover this topic")
     specific = [
         i for i in identifiers(question)
