@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 SEARCH_KEYS = ["recall@1", "recall@3", "recall@10", "mrr@10", "ndcg@10", "must_cite@1", "must_cite@3", "latency_p50_ms", "latency_p95_ms"]
 ANSWER_KEYS = ["intent_accuracy", "must_cite_in_citations", "cited_lines_overlap", "abstain_on_unanswerable", "false_abstention",
+               "abstention_precision",
                "knowledge_coverage", "citation_accuracy", "ask_p50_ms"]
 STAGES = ["embed", "intent", "retrieve", "rerank", "answerability", "answer", "total"]
 
@@ -50,21 +51,17 @@ def run(
     report: dict[str, Any] = {"questions": len(questions), "answerable": sum(q.answerable for q in questions), "strategies": {}, "per_intent": {}}
     runs: dict[str, Any] = {}
     final = None
+    report["per_intent_by_strategy"] = {}
     for name, fn in strategies(kb, naive).items():
         if progress:
             progress(name)
         res = evaluate_search(name, fn, questions)
         report["strategies"][name] = {k: round(v, 4) for k, v in res.metrics.items()}
+        report["per_intent_by_strategy"][name] = _per_intent(res.per_question)
         runs[name] = res.run
         final = res
     assert final is not None
-    by_intent: dict[str, list[dict[str, Any]]] = {}
-    for row in final.per_question:
-        by_intent.setdefault(row["intent"] or "unlabelled", []).append(row)
-    for intent, rows in sorted(by_intent.items()):
-        report["per_intent"][intent] = {
-            k: round(sum(r[k] for r in rows) / len(rows), 4) for k in ("recall@3", "mrr@10", "ndcg@10", "must_cite@3")
-        } | {"n": len(rows)}
+    report["per_intent"] = _per_intent(final.per_question)
     if progress:
         progress("answers")
     references = ReferenceContexts.from_store(kb.store)
@@ -109,6 +106,16 @@ def ragas_figures(
     return figures, rows
 
 
+def _per_intent(per_question: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    by_intent: dict[str, list[dict[str, Any]]] = {}
+    for row in per_question:
+        by_intent.setdefault(row["intent"] or "unlabelled", []).append(row)
+    return {
+        intent: {k: round(sum(r[k] for r in rows) / len(rows), 4) for k in ("recall@3", "mrr@10", "ndcg@10", "must_cite@3")} | {"n": len(rows)}
+        for intent, rows in sorted(by_intent.items())
+    }
+
+
 def to_markdown(report: dict[str, Any], title: str) -> str:
     lines = [f"# {title}", "", f"{report['questions']} questions ({report['answerable']} answerable).", "",
              "| strategy | " + " | ".join(SEARCH_KEYS) + " |", "|---|" + "---|" * len(SEARCH_KEYS)]
@@ -117,6 +124,12 @@ def to_markdown(report: dict[str, Any], title: str) -> str:
     lines += ["", "Per intent (hybrid + rerank + intent):", "", "| intent | n | recall@3 | mrr@10 | ndcg@10 | must_cite@3 |", "|---|---|---|---|---|---|"]
     for intent, m in report["per_intent"].items():
         lines.append(f"| {intent} | {m['n']} | {m['recall@3']:.3f} | {m['mrr@10']:.3f} | {m['ndcg@10']:.3f} | {m['must_cite@3']:.3f} |")
+    by_strategy = report.get("per_intent_by_strategy") or {}
+    if by_strategy:
+        intents = sorted({i for m in by_strategy.values() for i in m})
+        lines += ["", "MRR@10 by intent, every strategy:", "", "| strategy | " + " | ".join(intents) + " |", "|---|" + "---|" * len(intents)]
+        for name, m in by_strategy.items():
+            lines.append(f"| {name} | " + " | ".join(f"{m[i]['mrr@10']:.3f}" if i in m else "-" for i in intents) + " |")
     lines += ["", "Answers (`ask`):", "", "| metric | value |", "|---|---|"]
     for k, v in report["answers"].items():
         lines.append(f"| {k} | {v:.3f} |" if "ms" not in k else f"| {k} | {v:.1f} |")

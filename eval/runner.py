@@ -148,6 +148,8 @@ def evaluate_answers(
         "cited_lines_overlap": mean([1.0 if r["lines_hit"] else 0.0 for r in labelled]),
         "abstain_on_unanswerable": mean([1.0 if r["abstained"] else 0.0 for r in un_rows]),
         "false_abstention": mean([1.0 if r["abstained"] else 0.0 for r in ans_rows]),
+        # Of the answers that abstained, the share that should have (unanswerable questions).
+        "abstention_precision": mean([0.0 if r["answerable"] else 1.0 for r in rows if r["abstained"]]),
         "knowledge_coverage": mean([0.0 if r["abstained"] else 1.0 for r in ans_rows]),
         "citation_accuracy": mean([1.0 if x else 0.0 for x in all_cites]),
         "ask_p50_ms": percentile([r["total_ms"] for r in rows], 50),
