@@ -93,13 +93,13 @@ class OnnxEmbedder:
     built by either backend is queried correctly by the other.
     """
 
-    def __init__(self, model_path: Path, cache_dir: Path, batch_size: int = 32, name: str | None = None) -> None:
+    def __init__(self, model_path: Path, cache_dir: Path, batch_size: int = 32, name: str | None = None, threads: int = 0) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
         onnx_path = export_onnx(model_path, cache_dir)
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, min(4, os.cpu_count() or 1))
+        opts.intra_op_num_threads = threads or max(1, min(4, os.cpu_count() or 1))
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self._session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
@@ -204,14 +204,14 @@ class HashEmbedder:
         return _normalise(out)
 
 
-_cache: dict[tuple[str, str, str, int], Embedder] = {}
+_cache: dict[tuple[str, str, str, int, int], Embedder] = {}
 _cache_lock = threading.Lock()
 
 
 def make_embedder(settings: Settings) -> Embedder:
     """The embedder the settings ask for, loaded once per process (models are expensive)."""
     backend = settings.embedding_backend
-    key = (settings.embedding_model, backend, str(settings.model_cache), settings.embedding_batch_size)
+    key = (settings.embedding_model, backend, str(settings.model_cache), settings.embedding_batch_size, settings.onnx_threads)
     with _cache_lock:
         if key in _cache:
             return _cache[key]
@@ -223,7 +223,7 @@ def make_embedder(settings: Settings) -> Embedder:
             embedder = SentenceTransformerEmbedder(path, settings.embedding_batch_size, name)
         else:
             try:
-                embedder = OnnxEmbedder(path, settings.model_cache, settings.embedding_batch_size, name)
+                embedder = OnnxEmbedder(path, settings.model_cache, settings.embedding_batch_size, name, settings.onnx_threads)
             except ConfigError:
                 raise
             except Exception as exc:

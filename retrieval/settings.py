@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     embedding_model: str = Field(default="all-MiniLM-L6-v2", description="packaged model name, or any sentence-transformers path/name")
     embedding_backend: Literal["auto", "onnx", "torch"] = "auto"
     embedding_batch_size: int = Field(default=32, ge=1, le=1024)
+    onnx_threads: int = Field(
+        default=0, ge=0, le=64,
+        description="encoder threads per call (0: all cores, fastest single query; 1: best throughput for a busy server)",
+    )
     model_cache: Path = Field(default=Path.home() / ".cache" / "sre-kb", description="where the exported ONNX model is kept")
 
     # ingestion
