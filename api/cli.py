@@ -367,9 +367,21 @@ def evaluate(
             console.print(f"[yellow]warning:[/yellow] {result['warning']}", highlight=False)
         console.print(f"tuned weights written to {out_dir}/tuned.json (state {out_dir}/tune-state.json)", highlight=False)
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from eval.runner import STRATEGY_NAMES
+
+    total = len(STRATEGY_NAMES) * sum(q.answerable for q in questions) + len(questions)
     try:
-        report = run(kb, questions, progress=lambda name: console.print(f"[dim]evaluating {name}[/dim]", highlight=False),
-                     judge=None if judge else False, judge_limit=judge_limit)
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, transient=True, disable=not console.is_terminal) as bar:
+            task = bar.add_task("evaluating", total=total)
+            report = run(
+                kb, questions,
+                progress=lambda name: bar.update(task, description=f"evaluating {name}"),
+                judge=None if judge else False, judge_limit=judge_limit,
+                tick=lambda: bar.advance(task),
+            )
     finally:
         kb.close()
     if tuned is not None:

@@ -43,6 +43,7 @@ def run(
     *,
     judge: bool | None = None,
     judge_limit: int = 40,
+    tick: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Every strategy, the answer metrics, per-stage latency and the ragas metrics, as one
     JSON-able report. ``judge``: LLM-judged ragas metrics (None: when a Gemini key is set)."""
@@ -55,7 +56,7 @@ def run(
     for name, fn in strategies(kb, naive).items():
         if progress:
             progress(name)
-        res = evaluate_search(name, fn, questions)
+        res = evaluate_search(name, fn, questions, tick)
         report["strategies"][name] = {k: round(v, 4) for k, v in res.metrics.items()}
         report["per_intent_by_strategy"][name] = _per_intent(res.per_question)
         runs[name] = res.run
@@ -69,6 +70,8 @@ def run(
 
     def keep(q: Question, ans: Answer) -> None:
         samples.append(sample_of(q, ans, references))
+        if tick:
+            tick()
 
     answers = evaluate_answers(kb, questions, on_answer=keep)
     report["answers"] = {k: round(answers[k], 4) for k in ANSWER_KEYS}

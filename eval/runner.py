@@ -63,19 +63,31 @@ class NaiveHybrid:
         return [Hit(by_key[key].chunk, fused[key]) for key in top]
 
 
+STRATEGY_NAMES = [
+    "bm25 (rank-bm25 BM25Okapi)",
+    "bm25 (qdrant)",
+    "dense",
+    "naive hybrid (rank-bm25 + dense, RRF k=60)",
+    "hybrid",
+    "hybrid + rerank",
+    "hybrid + rerank + intent",
+]
+
+
 def strategies(kb: KnowledgeBase, naive: NaiveHybrid | None = None) -> dict[str, SearchFn]:
-    """Every strategy compared, on the same index."""
+    """Every strategy compared, on the same index (in the order of ``STRATEGY_NAMES``)."""
     bm25 = kb.bm25
     naive = naive or NaiveHybrid(kb)
-    return {
-        "bm25 (rank-bm25 BM25Okapi)": lambda q: naive.bm25_search(q, 10),
-        "bm25 (qdrant)": lambda q: kb.store.sparse_search(bm25.query(q), 10),
-        "dense": lambda q: kb.store.dense_search(kb.embedder.embed_batch([q])[0], 10),
-        "naive hybrid (rank-bm25 + dense, RRF k=60)": lambda q: naive.search(q, 10),
-        "hybrid": lambda q: kb.search(q, 10, rerank=False, route=False).hits,
-        "hybrid + rerank": lambda q: kb.search(q, 10, rerank=True, route=False).hits,
-        "hybrid + rerank + intent": lambda q: kb.search(q, 10).hits,
-    }
+    fns: list[SearchFn] = [
+        lambda q: naive.bm25_search(q, 10),
+        lambda q: kb.store.sparse_search(bm25.query(q), 10),
+        lambda q: kb.store.dense_search(kb.embedder.embed_batch([q])[0], 10),
+        lambda q: naive.search(q, 10),
+        lambda q: kb.search(q, 10, rerank=False, route=False).hits,
+        lambda q: kb.search(q, 10, rerank=True, route=False).hits,
+        lambda q: kb.search(q, 10).hits,
+    ]
+    return dict(zip(STRATEGY_NAMES, fns, strict=True))
 
 
 @dataclass
@@ -86,7 +98,7 @@ class StrategyResult:
     run: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def evaluate_search(name: str, fn: SearchFn, questions: list[Question]) -> StrategyResult:
+def evaluate_search(name: str, fn: SearchFn, questions: list[Question], tick: Callable[[], None] | None = None) -> StrategyResult:
     qrels = qrels_of(questions)
     per: list[dict[str, Any]] = []
     run: dict[str, dict[str, float]] = {}
@@ -96,6 +108,8 @@ def evaluate_search(name: str, fn: SearchFn, questions: list[Question]) -> Strat
             continue
         t = time.perf_counter()
         hits = fn(q.question)
+        if tick:
+            tick()
         latencies.append((time.perf_counter() - t) * 1000)
         order = paths_in_order(hits)
         run[q.id] = run_scores(hits)
