@@ -102,8 +102,8 @@ class EmbeddingIntentClassifier:
     Trained at start-up on labelled example questions (``retrieval/data/intent_examples.jsonl``,
     written for this purpose and disjoint from every evaluation set; their vectors are cached),
     it classifies with one small matrix product on the query vector retrieval computes anyway.
-    Measured (see the closing notes): rules alone 0.86 / 0.45, kNN alone 0.60 / 0.80, this
-    0.86 / 0.80 on the real / shipped labelled questions.
+    Measured on the labelled questions (real / shipped): rules alone 0.86 / 0.45, kNN over the
+    examples 0.60 / 0.80, this 0.88 / 0.73 (520 examples; 5-fold CV on the examples 0.91).
     """
 
     SCALE, RULE_SCALE, L2, EPOCHS, LR = 5.0, 3.0, 0.01, 500, 0.5
