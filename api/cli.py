@@ -149,7 +149,7 @@ def sources(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
 
     settings = _settings(store)
     try:
-        kb_store = open_store(settings, _store_dim(settings), _store_model(settings), create=False)
+        kb_store = open_store(settings, *_store_identity(settings), create=False)
     except SreKbError as exc:
         _fail(str(exc))
     try:
@@ -435,26 +435,17 @@ def serve(
         kb.close()
 
 
-def _store_meta(settings: Any) -> dict[str, Any]:
-    meta = Path(settings.store) / "store.json"
-    return json.loads(meta.read_text()) if meta.exists() else {}
-
-
-def _store_dim(settings: Any) -> int:
-    """The dimension the store was built with, so listing it needs no model."""
+def _store_identity(settings: Any) -> tuple[int, str]:
+    """(dim, model) the store was built with, read from the embedded store so listing it needs
+    no model; a server store is checked against the configured model."""
     if settings.qdrant_url:
         from retrieval.embedding import make_embedder
 
-        return make_embedder(settings).dim
-    return int(_store_meta(settings).get("dim", 384))
-
-
-def _store_model(settings: Any) -> str:
-    if settings.qdrant_url:
-        from retrieval.embedding import make_embedder
-
-        return make_embedder(settings).name
-    return str(_store_meta(settings).get("model", ""))
+        embedder = make_embedder(settings)
+        return embedder.dim, embedder.name
+    meta_path = Path(settings.store) / "store.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    return int(meta.get("dim", 384)), str(meta.get("model", ""))
 
 
 if __name__ == "__main__":

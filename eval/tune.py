@@ -28,7 +28,6 @@ from eval.dataset import Question, qrels_of
 from eval.metrics import mean, mrr_at, ndcg_at
 from eval.runner import paths_in_order
 from retrieval.kb import KnowledgeBase
-from retrieval.rerank import RerankWeights
 from retrieval.rerank import load_weights as load_weights  # re-exported: it lives with RerankWeights
 from retrieval.types import Hit, Intent, SourceType
 
@@ -238,10 +237,6 @@ def tune(
         if progress:
             progress(state.iteration, best, held)
     return params, state
-
-
-def weights_of(params: Params) -> RerankWeights:
-    return RerankWeights(**params.weights)
 
 
 # ------------------------------------------------------------------- the tuned settings file ---

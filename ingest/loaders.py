@@ -41,7 +41,6 @@ class SourceFile:
     """A file accepted for ingestion: its text, hash and detected type."""
 
     path: str  # relative to the root, POSIX style: what citations show
-    abs_path: Path
     root: Path
     text: str
     sha256: str
@@ -147,7 +146,7 @@ def read_source(rel: str, full: Path, root: Path, max_bytes: int, forced: Source
         raise SkippedFile("empty file (only whitespace)")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     source_type = forced or detect_type(rel, text)
-    return SourceFile(rel, full, root, text, hashlib.sha256(data).hexdigest(), size, source_type)
+    return SourceFile(rel, root, text, hashlib.sha256(data).hexdigest(), size, source_type)
 
 
 def _suffix(path: str) -> str:

@@ -39,11 +39,6 @@ class Embedder(Protocol):
         ...
 
 
-def embed_one(embedder: Embedder, text: str) -> np.ndarray:
-    """Embed a single text (convenience built on ``embed_batch``)."""
-    return embedder.embed_batch([text])[0]
-
-
 def resolve_model_path(model: str) -> Path:
     """Local directory of a model: the packaged one by name, or an existing path."""
     if model in (PACKAGED_MODEL, f"sentence-transformers/{PACKAGED_MODEL}"):

@@ -83,7 +83,3 @@ class SourceRecord:
     ingested_at: str
     title: str = ""
     pipeline: str = ""  # chunker version + type + budget + model: a change re-ingests the file
-
-    @property
-    def source_id(self) -> str:
-        return self.path
