@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import time
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,7 +15,7 @@ import numpy as np
 from eval.dataset import Question, qrels_of
 from eval.metrics import hit_at, lines_overlap, mean, mrr_at, ndcg_at, percentile, recall_at
 from retrieval.kb import Answer, KnowledgeBase
-from retrieval.types import Hit
+from retrieval.types import Chunk, Hit, SourceRecord
 
 SearchFn = Callable[[str], list[Hit]]
 
@@ -28,46 +30,104 @@ def run_scores(hits: list[Hit]) -> dict[str, float]:
     return {p: float(len(order) - i) for i, p in enumerate(order)}
 
 
-class NaiveHybrid:
-    """The afternoon baseline: rank-bm25 (BM25Okapi) + dense MiniLM over the same chunks, RRF k=60."""
+class OkapiBaseline:
+    """rank-bm25's BM25Okapi over the same chunks as ours: the external lexical baseline."""
 
-    def __init__(self, kb: KnowledgeBase) -> None:
+    def __init__(self, chunks: list[Chunk]) -> None:
         from rank_bm25 import BM25Okapi
 
-        self.kb = kb
-        self.chunks = list(kb.store.chunks())
-        self.bm25 = BM25Okapi([self._tok(c.embed_text()) for c in self.chunks]) if self.chunks else None
+        self.chunks = chunks
+        self.bm25 = BM25Okapi([_tok(c.embed_text()) for c in chunks]) if chunks else None
 
-    @staticmethod
-    def _tok(text: str) -> list[str]:
-        return re.findall(r"[a-z0-9]+", text.lower())
-
-    def bm25_search(self, question: str, k: int = 10) -> list[Hit]:
+    def search(self, question: str, k: int = 10) -> list[Hit]:
         if not self.bm25:
             return []
-        scores = self.bm25.get_scores(self._tok(question))
+        scores = self.bm25.get_scores(_tok(question))
         order = np.argsort(-scores, kind="stable")[:k]
         return [Hit(self.chunks[i], float(scores[i])) for i in order]
 
+
+def _tok(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+NAIVE_CHUNK_TOKENS = 256
+NAIVE_OVERLAP_TOKENS = 20
+
+
+def naive_windows(kb: KnowledgeBase, chunk_tokens: int = NAIVE_CHUNK_TOKENS, overlap: int = NAIVE_OVERLAP_TOKENS) -> list[Chunk]:
+    """Every ingested file cut the way an afternoon build cuts it: LlamaIndex's ``SentenceSplitter``
+    at ``chunk_tokens`` encoder word pieces (``overlap`` shared), blind to sections, rules and
+    objects. Each window keeps the file's path and the 1-based lines it spans, so it is scored
+    exactly like our chunks. The text comes from disk (from the file's chunks if it is gone)."""
+    from llama_index.core import Document
+    from llama_index.core.node_parser import SentenceSplitter
+
+    from ingest.text import wordpiece_tokenizer
+
+    splitter = SentenceSplitter(chunk_size=chunk_tokens, chunk_overlap=overlap, tokenizer=wordpiece_tokenizer(kb.settings.embedding_model) or str.split)
+    out: list[Chunk] = []
+    for path, record in sorted(kb.store.sources().items()):
+        text = _source_text(kb, record)
+        if not text.strip():
+            continue
+        starts = [0] + [m.end() for m in re.finditer("\n", text)]  # char offset of each line start
+        for node in splitter.get_nodes_from_documents([Document(text=text)]):
+            body = node.get_content()
+            start = getattr(node, "start_char_idx", None)
+            begin = start if isinstance(start, int) and start >= 0 else max(0, text.find(body[:80]))
+            end = begin + max(0, len(body) - 1)
+            first, last = bisect_right(starts, begin), bisect_right(starts, end)
+            out.append(Chunk(path, record.source_type, record.title or path, "", body, first, max(first, last), key=f"w{begin}"))
+    return out
+
+
+def _source_text(kb: KnowledgeBase, record: SourceRecord) -> str:
+    file = Path(record.root) / record.path
+    try:
+        return file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        by_line: dict[int, str] = {}
+        for chunk in kb.store.chunks(record.path):
+            for i, line in enumerate(chunk.text.splitlines()):
+                by_line.setdefault(chunk.line_start + i, line)
+        return "\n".join(by_line.get(n, "") for n in range(1, max(by_line, default=0) + 1))
+
+
+class NaiveHybrid:
+    """The afternoon baseline the issues measure against: rank-bm25 (BM25Okapi) + dense MiniLM
+    (exact cosine in memory) over fixed 256-token windows (:func:`naive_windows`), fused by RRF
+    k=60. Same encoder as ours; none of our chunking, engine, routing or reranking."""
+
+    def __init__(self, kb: KnowledgeBase, windows: list[Chunk] | None = None) -> None:
+        self.kb = kb
+        self.windows = naive_windows(kb) if windows is None else windows
+        self.okapi = OkapiBaseline(self.windows)
+        self.vectors = kb.embedder.embed_batch([w.text for w in self.windows]) if self.windows else np.zeros((0, 1), dtype=np.float32)
+
+    def dense_search(self, question: str, k: int) -> list[Hit]:
+        if not self.windows:
+            return []
+        scores = self.vectors @ self.kb.embedder.embed_batch([question])[0]
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [Hit(self.windows[i], float(scores[i])) for i in order]
+
     def search(self, question: str, k: int = 10, depth: int = 60) -> list[Hit]:
-        dense = self.kb.store.dense_search(self.kb.embedder.embed_batch([question])[0], depth)
-        sparse = self.bm25_search(question, depth)
-        fused: dict[tuple[str, int], float] = {}
-        by_key: dict[tuple[str, int], Hit] = {}
-        for lst in (dense, sparse):
+        fused: dict[int, float] = {}
+        by_id: dict[int, Hit] = {}
+        for lst in (self.dense_search(question, depth), self.okapi.search(question, depth)):
             for rank, h in enumerate(lst, 1):
-                key = (h.chunk.path, h.chunk.line_start)
-                fused[key] = fused.get(key, 0.0) + 1.0 / (60 + rank)
-                by_key.setdefault(key, h)
-        top = sorted(fused, key=lambda key: -fused[key])[:k]
-        return [Hit(by_key[key].chunk, fused[key]) for key in top]
+                fused[id(h.chunk)] = fused.get(id(h.chunk), 0.0) + 1.0 / (60 + rank)
+                by_id.setdefault(id(h.chunk), h)
+        top = sorted(fused, key=lambda i: -fused[i])[:k]
+        return [Hit(by_id[i].chunk, fused[i]) for i in top]
 
 
 STRATEGY_NAMES = [
     "bm25 (rank-bm25 BM25Okapi)",
     "bm25 (qdrant)",
     "dense",
-    "naive hybrid (rank-bm25 + dense, RRF k=60)",
+    "naive hybrid (rank-bm25 + dense, 256-token windows, RRF k=60)",
     "hybrid",
     "hybrid + rerank",
     "hybrid + rerank + intent",
@@ -77,9 +137,10 @@ STRATEGY_NAMES = [
 def strategies(kb: KnowledgeBase, naive: NaiveHybrid | None = None) -> dict[str, SearchFn]:
     """Every strategy compared, on the same index (in the order of ``STRATEGY_NAMES``)."""
     bm25 = kb.bm25
+    okapi = OkapiBaseline(list(kb.store.chunks()))
     naive = naive or NaiveHybrid(kb)
     fns: list[SearchFn] = [
-        lambda q: naive.bm25_search(q, 10),
+        lambda q: okapi.search(q, 10),
         lambda q: kb.store.sparse_search(bm25.query(q), 10),
         lambda q: kb.store.dense_search(kb.embedder.embed_batch([q])[0], 10),
         lambda q: naive.search(q, 10),

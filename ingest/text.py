@@ -15,23 +15,32 @@ TokenCounter = Callable[[str], int]
 
 
 @lru_cache(maxsize=4)
-def wordpiece_counter(model: str = "all-MiniLM-L6-v2") -> TokenCounter:
-    """Counts the encoder's word pieces (falls back to a word-based estimate for unknown models)."""
+def wordpiece_tokenizer(model: str = "all-MiniLM-L6-v2") -> Callable[[str], list[int]] | None:
+    """The encoder's word-piece ids of a text (no special tokens, no truncation); None for a model
+    without a packaged ``tokenizer.json``."""
     from tokenizers import Tokenizer
 
     from retrieval.embedding import resolve_model_path
 
     path = resolve_model_path(model) / "tokenizer.json"
     if not path.exists():
-        return approx_counter
+        return None
     tok = Tokenizer.from_file(str(path))
     tok.no_truncation()
     tok.no_padding()
 
-    def count(text: str) -> int:
-        return len(tok.encode(text, add_special_tokens=False).ids)
+    def encode(text: str) -> list[int]:
+        return tok.encode(text, add_special_tokens=False).ids  # type: ignore[no-any-return]
 
-    return count
+    return encode
+
+
+def wordpiece_counter(model: str = "all-MiniLM-L6-v2") -> TokenCounter:
+    """Counts the encoder's word pieces (falls back to a word-based estimate for unknown models)."""
+    encode = wordpiece_tokenizer(model)
+    if encode is None:
+        return approx_counter
+    return lambda text: len(encode(text))
 
 
 def approx_counter(text: str) -> int:

@@ -73,7 +73,8 @@ CUES: dict[Intent, list[Cue]] = {
     Intent.GENERAL: _cues(
         (r"\b(incident|outage|postmortem|post-mortem|retro\w*)\b.*\b(cause|caused|happen\w*|resolved|went wrong|action items?|follow-?ups?)\b", 2.5),
         (r"\b(what (caused|went wrong|happened)|root cause|action items?|follow-?ups?|lessons?|has this happened|happened before|"
-         r"in the past|last time|previous(ly)?|history|postmortems?|post-mortems?)\b", 1.6),
+         r"in the past|last time|previous(ly)?|history|postmortems?|post-mortems?|(had|seen|hit|faced|dealt with) (this|that|it|something like this) before|"
+         r"seen (this|that|it) before|(past|earlier|previous|old) (incident|outage)s?)\b", 1.6),
         (r"\b(INC-\d{4}-\d+|in (january|february|march|april|may|june|july|august|september|october|november|december)( \d{4})?|"
          r"(19|20)\d\d)\b", 1.0),
         (r"\b(policy|policies|process|who (is|owns)|owner|on-?call (rotation|policy)|escalat\w+|handover|architecture|overview|"

@@ -11,10 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from retrieval.answer import NOT_ENOUGH, Answerability, Answerer, ExtractiveAnswerer, GeminiAnswerer, assess, verify_markers
 from retrieval.citations import Citation, SRECitationFormatter
@@ -132,6 +135,7 @@ class KnowledgeBase:
         strategies: Mapping[Intent, Strategy] | None = None,
         abstain_threshold: float = 0.0,
         max_chunks_per_file: int = 4,
+        query_cache_size: int = 2048,
     ) -> None:
         self.settings = settings or get_settings()
         self.embedder = embedder or make_embedder(self.settings)
@@ -147,6 +151,8 @@ class KnowledgeBase:
         self._stats: CorpusStats | None = None
         self._lock = threading.Lock()
         self.bm25 = default_bm25()
+        self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._query_cache_size = query_cache_size
 
     @classmethod
     def open(cls, store: str | Path | None = None, settings: Settings | None = None, **kw: Any) -> KnowledgeBase:
@@ -198,6 +204,22 @@ class KnowledgeBase:
             raise QueryError(f"k must be between 1 and {MAX_K}, got {k!r}")
         return q, k
 
+    def query_vector(self, question: str) -> np.ndarray:
+        """The question's dense vector, from a small LRU: on-call questions repeat (retries, the
+        web page, bots, follow-ups), and the encoder is most of a search's cost. Read-only."""
+        with self._lock:
+            vec = self._query_vectors.get(question)
+            if vec is not None:
+                self._query_vectors.move_to_end(question)
+                return vec
+        vec = self.embedder.embed_batch([question])[0]
+        vec.setflags(write=False)
+        with self._lock:
+            self._query_vectors[question] = vec
+            while len(self._query_vectors) > self._query_cache_size:
+                self._query_vectors.popitem(last=False)
+        return vec
+
     # -- public API ------------------------------------------------------------------------
     def search(
         self,
@@ -214,7 +236,7 @@ class KnowledgeBase:
         flt = parse_filters(filters)
         timings: dict[str, float] = {}
         t = time.perf_counter()
-        dense = self.embedder.embed_batch([q])[0]
+        dense = self.query_vector(q)
         sparse = self.bm25.query(q)
         timings["embed"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -17,12 +18,16 @@ from retrieval.store import Store
 from retrieval.text import term_set
 
 log = logging.getLogger(__name__)
+KEBAB = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)+")
 
 
 class CorpusStats:
-    def __init__(self, df: dict[str, int], n_docs: int) -> None:
+    def __init__(self, df: dict[str, int], n_docs: int, names: set[str] | None = None) -> None:
         self.df = df
         self.n_docs = max(1, n_docs)
+        # Hyphenated names the corpus uses for things (services, hosts, files): from source paths
+        # and ``service`` fields. 'payments-db' is a name; 'key-value' is English.
+        self.names = names or set()
 
     def idf(self, term: str) -> float:
         return math.log((self.n_docs + 1) / (self.df.get(term, 0) + 0.5))
@@ -30,11 +35,13 @@ class CorpusStats:
     @classmethod
     def build(cls, store: Store) -> CorpusStats:
         df: Counter[str] = Counter()
+        names: set[str] = set()
         n = 0
         for chunk in store.chunks():
             n += 1
             df.update(term_set(f"{chunk.title} {chunk.section} {chunk.text}"))
-        return cls(dict(df), n)
+            names.update(KEBAB.findall(f"{chunk.path} {chunk.meta.get('service', '')}".lower()))
+        return cls(dict(df), n, names)
 
     @classmethod
     def load_or_build(cls, store: Store, cache_dir: Path) -> CorpusStats:
@@ -44,16 +51,16 @@ class CorpusStats:
         if path.exists():
             try:
                 data = json.loads(path.read_text())
-                return cls(data["df"], data["n_docs"])
+                return cls(data["df"], data["n_docs"], set(data["names"]))
             except (OSError, ValueError, KeyError):
-                log.warning("corpus stats cache %s unreadable; rebuilding", path)
+                log.info("corpus stats cache %s unreadable or from an older version; rebuilding", path)
         stats = cls.build(store)
         try:
             cache_dir.mkdir(parents=True, exist_ok=True)
             for old in cache_dir.glob("stats-*.json"):
                 old.unlink(missing_ok=True)
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"df": stats.df, "n_docs": stats.n_docs}))
+            tmp.write_text(json.dumps({"df": stats.df, "n_docs": stats.n_docs, "names": sorted(stats.names)}))
             tmp.replace(path)
         except OSError as exc:
             log.warning("cannot cache corpus stats in %s: %s", cache_dir, exc)

@@ -26,6 +26,7 @@ IDENT_PATTERNS = [
     re.compile(r"(?<![\w-])--[a-z][a-z0-9-]+"),  # --flags
     re.compile(r"\b[A-Z]{2,}-\d{2,}(?:-\d+)?\b"),  # INC-2024-031, SRE-1234
     re.compile(r"\b[a-z0-9]+(?:-[a-z0-9]+){1,}\b"),  # kebab-case names: checkout-api, orders-db
+    re.compile(r"\b[a-z]+(?:[A-Z][a-z0-9]+)+\b"),  # lowerCamel fields: maxReplicas, proxyReadTimeout
 ]
 # Quoted strings ('mvcc: database space exceeded'): the quote must open after a space or start
 # and close before a non-word character, so apostrophes (etcd's, couldn't) never pair up.

@@ -16,7 +16,7 @@ def test_eval_run_writes_reports(shipped_kb, tmp_path):
     write(report, tmp_path, "shipped", questions)
     data = json.loads((tmp_path / "report.json").read_text(), parse_constant=lambda c: math.nan)
     ours = data["strategies"]["hybrid + rerank + intent"]
-    naive = data["strategies"]["naive hybrid (rank-bm25 + dense, RRF k=60)"]
+    naive = data["strategies"]["naive hybrid (rank-bm25 + dense, 256-token windows, RRF k=60)"]
     assert ours["mrr@10"] > naive["mrr@10"] and ours["ndcg@10"] > naive["ndcg@10"]
     assert data["answers"]["false_abstention"] <= 0.05
     assert set(json.loads((tmp_path / "qrels.json").read_text())) == {q.id for q in questions if q.answerable}

@@ -46,3 +46,30 @@ def test_assess_flags_missing_identifier_product_date_and_runbook():
     assert assess("What went wrong in September 2018?", hits, STATS).reasons == ["no source is dated September 2018"]
     rb = [_hit("configs/rules.yml", "alert: KubeFooDown", st=SourceType.CONFIG)]
     assert assess("What does the runbook for KubeFooDown say?", rb, STATS).reasons == ["no runbook for KubeFooDown in the sources"]
+
+
+def test_assess_checks_hyphenated_names_but_not_english_compounds():
+    """prometheus-k8s missing from the evidence is a gap; key-value or write-ahead missing is wording."""
+    stats = CorpusStats({t: 3 for t in term_set("retention prometheus etcd key value store write ahead log payments db fail")}, 100,
+                        names={"payments-db-wal-disk-full"})
+    hits = [_hit("docs/prometheus.md", "The Prometheus instance keeps metrics for a while. etcd is a key value store.")]
+    assert assess("What is the retention of prometheus-k8s?", hits, stats).reasons == ["not mentioned in the sources: prometheus-k8s"]
+    assert assess("Is etcd a key-value store with a write-ahead log?", hits, stats).reasons == []
+    assert "payments-db" in assess("Why did payments-db fail?", hits, stats).reasons[0]  # a name the corpus gives a file
+
+
+def test_assess_wants_named_things_together_in_one_source():
+    """The maxReplicas of an HPA that does not exist: both names are known, never in one source."""
+    stats = CorpusStats({t: 3 for t in term_set("maxReplicas checkout api search svc hpa HorizontalPodAutoscaler payments db disk full incident caused")}, 100,
+                        names={"payments-db"})
+    hits = [
+        _hit("configs/k8s/checkout-api.yaml", "kind: HorizontalPodAutoscaler\nspec:\n  maxReplicas: 12", st=SourceType.CONFIG),
+        _hit("runbooks/search-latency.md", "search-svc latency rises when the cluster is red."),
+    ]
+    assert assess("What is the maxReplicas of the checkout-api HPA?", hits, stats).reasons == []
+    assert assess("What is the maxReplicas of the search-svc HorizontalPodAutoscaler?", hits, stats).reasons == [
+        "no source covers search-svc and maxReplicas together"
+    ]
+    dated = [_hit("incidents/a.md", "payments-db disk-full incident.", st=SourceType.INCIDENT, meta={"date": "2024-06-12"})]
+    assert assess("What caused the payments-db disk-full incident in 2024?", dated, stats).reasons == []
+    assert "together" in assess("What caused the payments-db disk-full incident in 2025?", dated, stats).reasons[0]
