@@ -75,6 +75,33 @@ KB = Annotated[KnowledgeBase, Depends(get_kb)]
 Auth = Depends(require_key)
 
 
+class MetricsMiddleware:
+    """Request count and latency per route template, as a plain ASGI wrapper (Starlette's
+    ``BaseHTTPMiddleware`` costs a task and a stream per request)."""
+
+    def __init__(self, app: Any, requests_total: Counter, latency: Histogram) -> None:
+        self.app, self.requests_total, self.latency = app, requests_total, latency
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t = time.perf_counter()
+        status = [500]
+
+        async def send_status(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            name = getattr(scope.get("route"), "path", "unmatched")
+            self.requests_total.labels(name, scope["method"], str(status[0])).inc()
+            self.latency.labels(name, scope["method"]).observe(time.perf_counter() - t)
+
+
 def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None) -> FastAPI:
     """The FastAPI app; it opens (and owns) the knowledge base unless one is passed in."""
     settings = settings or get_settings()
@@ -132,15 +159,7 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _error(exc.status_code, "http_error", str(exc.detail))
 
-    @app.middleware("http")
-    async def metrics_middleware(request: Request, call_next: Any) -> Any:
-        t = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        requests_total.labels(name, request.method, str(response.status_code)).inc()
-        latency.labels(name, request.method).observe(time.perf_counter() - t)
-        return response
+    app.add_middleware(MetricsMiddleware, requests_total=requests_total, latency=latency)
 
     @app.post("/v1/ask", response_model=AskResponse, dependencies=[Auth],
               responses={200: {"content": {"text/event-stream": {}}, "description": "the answer, or SSE events when streaming"}})

@@ -80,9 +80,11 @@ def content_terms(text: str) -> list[str]:
     return list(seen)
 
 
-def term_set(text: str) -> set[str]:
-    """Stemmed words of a document (for overlap checks)."""
-    return {stem(w) for w in words(_split_camel(text))}
+@lru_cache(maxsize=16384)
+def term_set(text: str) -> frozenset[str]:
+    """Stemmed words of a document (for overlap checks); cached: the same titles and chunks come
+    back query after query."""
+    return frozenset(stem(w) for w in words(_split_camel(text)))
 
 
 def _split_camel(text: str) -> str:
