@@ -342,7 +342,7 @@ def evaluate(
                 st.close()
             console.print(f"corpus: {len(rep.added)} added, {len(rep.updated)} updated, {len(rep.unchanged)} unchanged, "
                           f"{len(rep.skipped)} skipped", highlight=False)
-        kb = KnowledgeBase(settings)
+        kb = KnowledgeBase(settings, query_cache_size=0)  # every strategy's latency pays for its own query embedding
     except SreKbError as exc:
         _fail(str(exc))
     if tuned is not None:

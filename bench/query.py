@@ -410,7 +410,9 @@ def main() -> None:
             store, write_s, opt_s = build_store(Path(tmp) / f"store-{size}", corpus, embedder)
             row.update(chunks=store.count(), write_s=write_s, optimize_s=opt_s)
             progress(f"size {size}: wrote {row['chunks']} points in {write_s:.1f} s, optimize (HNSW) {opt_s:.1f} s; timing sre-kb search")
-            kb = KnowledgeBase(Settings(store=Path(tmp) / f"store-{size}"), store=store, embedder=embedder)
+            # No query-vector cache: the warm-up pass would leave every timed question cached, and the
+            # baseline embeds each query afresh.
+            kb = KnowledgeBase(Settings(store=Path(tmp) / f"store-{size}"), store=store, embedder=embedder, query_cache_size=0)
             info = store._shard.info()
             progress(f"size {size}: shard has {info.segments_count} segment(s), {info.points_count} points, "
                      f"indexed_vectors_count {info.indexed_vectors_count} (dense + bm25)")

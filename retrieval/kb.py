@@ -214,6 +214,8 @@ class KnowledgeBase:
                 return vec
         vec = self.embedder.embed_batch([question])[0]
         vec.setflags(write=False)
+        if self._query_cache_size <= 0:
+            return vec
         with self._lock:
             self._query_vectors[question] = vec
             while len(self._query_vectors) > self._query_cache_size:

@@ -50,6 +50,7 @@ class RerankWeights:
     rule: float = 0.3
     support: float = 0.0
     section: float = 0.0
+    companion: float = 0.5
 
 
 def load_weights(path: str | Path) -> RerankWeights:
@@ -98,7 +99,7 @@ LOW_VALUE_SECTION = re.compile(r"^(related|references?|see also|further reading|
 def _haystack(hit: Hit) -> str:
     c = hit.chunk
     extra = " ".join(str(v) for k, v in c.meta.items() if k in ("alert", "rule", "incident_id", "aliases", "name", "receiver"))
-    return f"{c.title}\n{c.section}\n{extra}\n{c.text}"
+    return f"{c.path}\n{c.title}\n{c.section}\n{extra}\n{c.text}"
 
 
 class FeatureReranker:
@@ -181,7 +182,48 @@ class FeatureReranker:
                 + w.title * f["title"] + w.prior * f["prior"] + w.recency * f["recency"] + w.path * f["path"] + w.rule * f["rule"]
                 + w.support * f["support"] + w.section * f["section"]
             )
-        return sorted(hits, key=lambda h: h.score, reverse=True)
+        ranked = sorted(hits, key=lambda h: h.score, reverse=True)
+        if w.companion:
+            ranked = self._pull_companions(ranked, w.companion)
+        return ranked
+
+    @staticmethod
+    def _pull_companions(ranked: list[Hit], weight: float, top: int = 3) -> list[Hit]:
+        """An alert rule and its runbook answer one question together: a candidate whose companion
+        (the rule's ``runbook_url`` or alert name ↔ the runbook's file name or alert) is among the
+        first ``top`` gains ``weight``."""
+        wanted: dict[tuple[str, str], float] = {}  # companion key -> the score to sit just below
+        for h in ranked[:top]:
+            named = h.scores.get("f_ident", 0.0) > 0  # the question names this alert: its companion belongs next to it
+            for kind, name in _link_names(h):
+                key = ("runbook" if kind == "rule" else "rule", name)
+                wanted[key] = max(wanted.get(key, -math.inf), h.score - 1e-3 if named else -math.inf)
+        if not wanted:
+            return ranked
+        for h in ranked[top:]:
+            keys = [k for k in _link_names(h) if k in wanted]
+            if keys:
+                h.score = max(h.score + weight, max(wanted[k] for k in keys))
+                h.scores["f_companion"] = 1.0
+        return sorted(ranked, key=lambda h: h.score, reverse=True)
+
+
+def _link_names(hit: Hit) -> set[tuple[str, str]]:
+    """What a chunk is, for linking: ('rule', name) for an alert rule (its alert and the last part
+    of its ``runbook_url``), ('runbook', name) for a runbook (its file name and alert); else none."""
+    c = hit.chunk
+    if c.source_type is SourceType.CONFIG and c.meta.get("alert"):
+        names = {str(c.meta["alert"]).lower()}
+        url = str(c.meta.get("runbook_url") or "")
+        if url:
+            names.add(url.rstrip("/").rsplit("/", 1)[-1].lower().removesuffix(".md"))
+        return {("rule", n) for n in names}
+    if c.source_type is SourceType.RUNBOOK:
+        names = {c.path.rsplit("/", 1)[-1].lower().removesuffix(".md")}
+        if c.meta.get("alert"):
+            names.add(str(c.meta["alert"]).lower())
+        return {("runbook", n) for n in names}
+    return set()
 
 
 class CrossEncoderReranker:

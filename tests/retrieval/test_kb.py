@@ -60,6 +60,8 @@ def test_incident_citation_carries_id_and_date(shipped_kb):
         "How do I configure the Opsgenie receiver for the payments team in Alertmanager?",
         "What went wrong in the incident of September 2019 on the billing cluster?",
         "How do I bake sourdough bread?",
+        "What maxReplicas is set for the auth-svc HorizontalPodAutoscaler?",  # both known, never together
+        "How long does the archive-svc keep order snapshots?",  # a service the corpus never names
     ],
 )
 def test_abstains_instead_of_inventing(shipped_kb, question):
@@ -121,3 +123,19 @@ def test_llama_index_retriever(shipped_kb):
 
     nodes = retrieval.llama_index_retriever(shipped_kb, k=4).retrieve(QueryBundle("etcd database space exceeded"))
     assert len(nodes) == 4 and nodes[0].node.metadata["path"] and nodes[0].node.metadata["citation"]
+
+
+def test_repeated_question_reuses_its_query_vector(shipped_kb):
+    """The encoder is most of a search's cost: a repeated question must not pay for it twice."""
+    from tests.conftest import CountingEmbedder
+
+    counting = CountingEmbedder(shipped_kb.embedder)
+    kb = KnowledgeBase(shipped_kb.settings, store=shipped_kb.store, embedder=counting, classifier=shipped_kb.classifier)
+    first = kb.search("etcd has no leader, what do I check?").hits
+    again = kb.search("etcd has no leader,   what do I check?").hits  # same question once whitespace is normalised
+    assert counting.texts == 1
+    assert [h.chunk.path for h in first] == [h.chunk.path for h in again]
+    uncached = KnowledgeBase(shipped_kb.settings, store=shipped_kb.store, embedder=counting, classifier=shipped_kb.classifier, query_cache_size=0)
+    uncached.search("etcd has no leader, what do I check?")
+    uncached.search("etcd has no leader, what do I check?")
+    assert counting.texts == 3
