@@ -191,10 +191,12 @@ class FeatureReranker:
     def _pull_companions(ranked: list[Hit], weight: float, top: int = 3) -> list[Hit]:
         """An alert rule and its runbook answer one question together: a candidate whose companion
         (the rule's ``runbook_url`` or alert name ↔ the runbook's file name or alert) is among the
-        first ``top`` gains ``weight``."""
+        first ``top`` gains ``weight``, and moves right below it when that companion ranks first
+        or carries an identifier the question names."""
         wanted: dict[tuple[str, str], float] = {}  # companion key -> the score to sit just below
-        for h in ranked[:top]:
-            named = h.scores.get("f_ident", 0.0) > 0  # the question names this alert: its companion belongs next to it
+        for rank, h in enumerate(ranked[:top]):
+            # The question names this alert, or it ranks first: its companion belongs right below it.
+            named = h.scores.get("f_ident", 0.0) > 0 or rank == 0
             for kind, name in _link_names(h):
                 key = ("runbook" if kind == "rule" else "rule", name)
                 wanted[key] = max(wanted.get(key, -math.inf), h.score - 1e-3 if named else -math.inf)
