@@ -19,6 +19,7 @@ import logging
 import sqlite3
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ import numpy as np
 from retrieval.errors import ConfigError, StoreError, StoreLockedError, StoreNotFoundError
 from retrieval.settings import Settings
 from retrieval.types import Chunk, Hit, SourceRecord, SourceType
+
+CHUNK_CACHE_SIZE = 50_000  # chunks kept in memory by the embedded store (about 100 MB at most)
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +134,9 @@ def _payload(chunk: Chunk, file_hash: str) -> dict[str, Any]:
     return payload
 
 
-def _hit(pid: Any, score: float, payload: dict[str, Any] | None) -> Hit:
-    return Hit(chunk=Chunk.from_payload(payload or {}), score=float(score), id=str(pid))
+def _hit(pid: Any, score: float, payload: dict[str, Any] | Chunk | None) -> Hit:
+    chunk = payload if isinstance(payload, Chunk) else Chunk.from_payload(payload or {})
+    return Hit(chunk=chunk, score=float(score), id=str(pid))
 
 
 def _with_channel_scores(fused: list[tuple[Any, float, Any]], dense: list[tuple[Any, float]], sparse: list[tuple[Any, float]]) -> list[Hit]:
@@ -198,6 +202,10 @@ class EdgeStore:
             raise StoreError(f"cannot open the store at {self.directory}: {exc}") from exc
         self._lock = threading.RLock()
         self._closed = False
+        # Chunks by point id. This process is the shard's only writer, so the cache stays exact:
+        # every write clears it. A search then asks the engine for ids and scores only: turning
+        # 40 payloads into Python objects was half of a query's engine time, all of it under the GIL.
+        self._chunks: OrderedDict[str, Chunk] = OrderedDict()
         self._db_path = self.directory / "sources.sqlite"
         with self._db() as db:
             db.execute(
@@ -234,6 +242,7 @@ class EdgeStore:
             for i, c in enumerate(chunks)
         ]
         with self._lock:
+            self._chunks.clear()
             for start in range(0, len(points), 256):
                 self._shard.update(qe.UpdateOperation.upsert_points(points[start : start + 256]))
 
@@ -242,7 +251,24 @@ class EdgeStore:
         must_not = [qe.FieldCondition("file_hash", match=qe.MatchValue(keep_hash))] if keep_hash else None
         flt = qe.Filter(must=[qe.FieldCondition("path", match=qe.MatchValue(path))], must_not=must_not)
         with self._lock:
+            self._chunks.clear()
             self._shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
+
+    def _cached_chunks(self, ids: list[str]) -> dict[str, Chunk]:
+        """The chunks of these point ids, from the cache or one ``retrieve`` for the missing ones
+        (call with the lock held)."""
+        missing = [i for i in ids if i not in self._chunks]
+        if missing:
+            for r in self._shard.retrieve(point_ids=[uuid.UUID(i) for i in missing], with_payload=True, with_vector=False):
+                self._chunks[str(r.id)] = Chunk.from_payload(r.payload or {})
+            while len(self._chunks) > CHUNK_CACHE_SIZE:
+                self._chunks.popitem(last=False)
+        out = {}
+        for i in ids:
+            if i in self._chunks:
+                self._chunks.move_to_end(i)
+                out[i] = self._chunks[i]
+        return out
 
     # -- reads ---------------------------------------------------------------------------
     def hybrid(self, query: HybridQuery) -> list[Hit]:
@@ -255,7 +281,7 @@ class EdgeStore:
             query=qe.Fusion.Rrf(k=query.rrf_k, weights=[query.dense_weight, query.sparse_weight]),
             prefetches=[qe.Prefetch(limit=query.prefetch, query=dense_q, filter=flt), qe.Prefetch(limit=query.prefetch, query=sparse_q, filter=flt)],
             filter=flt,
-            with_payload=True,
+            with_payload=False,
         )
         # The per-channel lists ride in the same planned batch: they give the reranker each
         # candidate's dense cosine and BM25 score at no extra engine pass.
@@ -263,7 +289,10 @@ class EdgeStore:
         sparse = qe.QueryRequest(limit=query.prefetch, query=sparse_q, filter=flt, with_payload=False)
         with self._lock:
             f, d, sp = self._shard.query_batch(qe.QueryBatchRequest([fused, dense, sparse]))
-        return _with_channel_scores([(p.id, p.score, p.payload) for p in f], [(p.id, p.score) for p in d], [(p.id, p.score) for p in sp])
+            fused_ids = [(str(p.id), p.score) for p in f]
+            chunks = self._cached_chunks([i for i, _ in fused_ids])
+        return _with_channel_scores([(i, score, chunks[i]) for i, score in fused_ids if i in chunks],
+                                    [(str(p.id), p.score) for p in d], [(str(p.id), p.score) for p in sp])
 
     def dense_search(self, vector: np.ndarray, limit: int, filters: SearchFilters | None = None) -> list[Hit]:
         qe = self._qe

@@ -49,6 +49,20 @@ def test_hybrid_search_finds_exact_identifier_and_meaning(make_store, embedder):
     assert hits[0].id == point_id("runbooks/etcd.md", "k")
 
 
+def test_search_sees_every_write(make_store, embedder):
+    """Searches read chunks through the embedded store's cache: a rewrite or delete must show at once."""
+    store = make_store(embedder.dim, embedder.name)
+    chunks = _fill(store, embedder)
+    assert store.hybrid(_query(embedder, "etcd leader", limit=1))[0].chunk.text.startswith("etcd has no leader")
+    changed = Chunk("runbooks/etcd.md", SourceType.RUNBOOK, "etcd", "s", "etcd leader lost: restart the stale member", 1, 3, key="k")
+    bm25 = default_bm25()
+    store.upsert([changed], embedder.embed_batch([changed.embed_text()]), [bm25.document(changed.embed_text())], file_hash="new")
+    assert store.hybrid(_query(embedder, "etcd leader", limit=1))[0].chunk.text == "etcd leader lost: restart the stale member"
+    store.delete_path("runbooks/etcd.md")
+    assert "runbooks/etcd.md" not in {h.chunk.path for h in store.hybrid(_query(embedder, "etcd leader", limit=10))}
+    assert len(chunks) == len(DOCS)
+
+
 def test_filters_by_type_service_and_date(make_store, embedder):
     store = make_store(embedder.dim, embedder.name)
     _fill(store, embedder)
