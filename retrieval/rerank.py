@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -97,9 +98,40 @@ LOW_VALUE_SECTION = re.compile(r"^(related|references?|see also|further reading|
 
 
 def _haystack(hit: Hit) -> str:
+    """Where an identifier may be found, lower-cased (cached: the same chunks come back query after query)."""
     c = hit.chunk
     extra = " ".join(str(v) for k, v in c.meta.items() if k in ("alert", "rule", "incident_id", "aliases", "name", "receiver"))
-    return f"{c.path}\n{c.title}\n{c.section}\n{extra}\n{c.text}"
+    return _lower_joined(c.path, c.title, c.section, extra, c.text)
+
+
+@lru_cache(maxsize=16384)
+def _lower_joined(*parts: str) -> str:
+    return "\n".join(parts).lower()
+
+
+@lru_cache(maxsize=16384)
+def _path_parts(path: str) -> tuple[str, frozenset[str]]:
+    """A path lower-cased, and its directories and file name."""
+    low = path.lower()
+    return low, frozenset(low.split("/"))
+
+
+@lru_cache(maxsize=16384)
+def _section_value(section: str, intent: str) -> float:
+    """-1 for a section that rarely answers anything (Related, References), 1 for one that answers
+    this intent (Mitigation for troubleshooting), else 0."""
+    if LOW_VALUE_SECTION.match(section.split(" > ")[-1]):
+        return -1.0
+    cue = SECTION_CUES.get(intent)
+    return 1.0 if cue and cue.search(section) else 0.0
+
+
+@lru_cache(maxsize=4096)
+def _day(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 class FeatureReranker:
@@ -115,7 +147,7 @@ class FeatureReranker:
         terms = content_terms(question)
         max_fused = max(h.scores.get("fused", h.score) for h in hits) or 1.0
         max_bm25 = max((h.scores.get("bm25", 0.0) for h in hits), default=0.0) or 1.0
-        hay_lower = [_haystack(h).lower() for h in hits]
+        hay_lower = [_haystack(h) for h in hits]
         # An identifier found in most candidates says little; one found in few says a lot.
         ident_df = {i: sum(1 for x in hay_lower if i.lower() in x) for i in idents}
         today = date.today()
@@ -123,7 +155,6 @@ class FeatureReranker:
         # File names, directories and service names the question spells out (etcd3_alert.rules.yml,
         # kube-prometheus, payments-db); plain words are left to BM25.
         path_words = {w.strip(".") for w in re.findall(r"[a-z0-9][a-z0-9_.-]{3,}", question.lower()) if re.search(r"[a-z0-9][._-][a-z0-9]", w)}
-        intent_cue = SECTION_CUES.get(strategy.name)
         per_file: dict[str, int] = {}
         for h in hits:
             per_file[h.chunk.path] = per_file.get(h.chunk.path, 0) + 1
@@ -153,18 +184,17 @@ class FeatureReranker:
             f["prior"] = strategy.type_prior.get(c.source_type, 0.5)
             rec = 0.0
             if c.source_type is SourceType.INCIDENT and c.meta.get("date"):
-                try:
-                    age_days = (today - date.fromisoformat(str(c.meta["date"])[:10])).days
-                    rec = math.exp(-max(0, age_days) / 730.0)
-                except ValueError:
-                    pass
+                day = _day(str(c.meta["date"])[:10])
+                if day is not None:
+                    rec = math.exp(-max(0, (today - day).days) / 730.0)
             f["recency"] = rec
             # The question names the file or its project/directory (etcd3_alert.rules.yml, kube-prometheus).
-            path_l = c.path.lower()
-            parts = set(re.split(r"[/]", path_l)) | {path_l.rsplit("/", 1)[-1]}
-            f["path"] = 1.0 if any(w in parts or w in path_l for w in path_words) else 0.0
-            last = c.section.split(" > ")[-1]
-            f["section"] = -1.0 if LOW_VALUE_SECTION.match(last) else (1.0 if intent_cue and intent_cue.search(c.section) else 0.0)
+            if path_words:
+                path_l, parts = _path_parts(c.path)
+                f["path"] = 1.0 if any(w in parts or w in path_l for w in path_words) else 0.0
+            else:
+                f["path"] = 0.0
+            f["section"] = _section_value(c.section, strategy.name)
             is_rule = c.source_type is SourceType.CONFIG and bool(c.meta.get("alert") or c.meta.get("rule"))
             f["rule"] = (1.0 if definition else -1.0) if is_rule else 0.0
             # Several candidate sections from one file: the file as a whole is on topic.

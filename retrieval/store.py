@@ -142,13 +142,13 @@ def _hit(pid: Any, score: float, payload: dict[str, Any] | Chunk | None) -> Hit:
 def _with_channel_scores(fused: list[tuple[Any, float, Any]], dense: list[tuple[Any, float]], sparse: list[tuple[Any, float]]) -> list[Hit]:
     """Fused hits carrying their dense cosine and BM25 score (a candidate missing from a channel's
     list scored below that list's last entry: it gets that floor, or 0 for BM25)."""
-    dense_by_id = {str(i): s for i, s in dense}
-    sparse_by_id = {str(i): s for i, s in sparse}
+    dense_by_id = dict(dense)  # ids as the backend gives them (UUIDs or strings), the same in all three lists
+    sparse_by_id = dict(sparse)
     dense_floor = min(dense_by_id.values(), default=0.0)
     hits = []
     for pid, score, payload in fused:
         hit = _hit(pid, score, payload)
-        hit.scores = {"fused": hit.score, "dense": dense_by_id.get(hit.id, dense_floor), "bm25": sparse_by_id.get(hit.id, 0.0)}
+        hit.scores = {"fused": hit.score, "dense": dense_by_id.get(pid, dense_floor), "bm25": sparse_by_id.get(pid, 0.0)}
         hits.append(hit)
     return hits
 
@@ -205,7 +205,7 @@ class EdgeStore:
         # Chunks by point id. This process is the shard's only writer, so the cache stays exact:
         # every write clears it. A search then asks the engine for ids and scores only: turning
         # 40 payloads into Python objects was half of a query's engine time, all of it under the GIL.
-        self._chunks: OrderedDict[str, Chunk] = OrderedDict()
+        self._chunks: OrderedDict[Any, Chunk] = OrderedDict()  # point id (as the engine gives it) -> chunk
         self._db_path = self.directory / "sources.sqlite"
         with self._db() as db:
             db.execute(
@@ -254,13 +254,13 @@ class EdgeStore:
             self._chunks.clear()
             self._shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
 
-    def _cached_chunks(self, ids: list[str]) -> dict[str, Chunk]:
+    def _cached_chunks(self, ids: list[Any]) -> dict[Any, Chunk]:
         """The chunks of these point ids, from the cache or one ``retrieve`` for the missing ones
         (call with the lock held)."""
         missing = [i for i in ids if i not in self._chunks]
         if missing:
-            for r in self._shard.retrieve(point_ids=[uuid.UUID(i) for i in missing], with_payload=True, with_vector=False):
-                self._chunks[str(r.id)] = Chunk.from_payload(r.payload or {})
+            for r in self._shard.retrieve(point_ids=missing, with_payload=True, with_vector=False):
+                self._chunks[r.id] = Chunk.from_payload(r.payload or {})
             while len(self._chunks) > CHUNK_CACHE_SIZE:
                 self._chunks.popitem(last=False)
         out = {}
@@ -289,10 +289,10 @@ class EdgeStore:
         sparse = qe.QueryRequest(limit=query.prefetch, query=sparse_q, filter=flt, with_payload=False)
         with self._lock:
             f, d, sp = self._shard.query_batch(qe.QueryBatchRequest([fused, dense, sparse]))
-            fused_ids = [(str(p.id), p.score) for p in f]
+            fused_ids = [(p.id, p.score) for p in f]
             chunks = self._cached_chunks([i for i, _ in fused_ids])
         return _with_channel_scores([(i, score, chunks[i]) for i, score in fused_ids if i in chunks],
-                                    [(str(p.id), p.score) for p in d], [(str(p.id), p.score) for p in sp])
+                                    [(p.id, p.score) for p in d], [(p.id, p.score) for p in sp])
 
     def dense_search(self, vector: np.ndarray, limit: int, filters: SearchFilters | None = None) -> list[Hit]:
         qe = self._qe
