@@ -161,7 +161,7 @@ def main() -> None:
         tmp.cleanup()
     print(f"POST /v1/search, {args.clients} concurrent clients, {args.seconds:.0f} s, driver {args.driver}, cores: {os.cpu_count()}, "
           f"{'unique questions (cold caches)' if args.unique else 'the labelled questions in turn'}, "
-          f"SRE_KB_ONNX_THREADS={env.get('SRE_KB_ONNX_THREADS', 'default')}")
+          f"SRE_KB_ONNX_THREADS={env.get('SRE_KB_ONNX_THREADS', 'unset (srekb serve: 1)')}")
     print(f"requests: {result['requests']:.0f} ok-or-not, errors: {result['errors']}")
     print(f"throughput: {result['rps']:.1f} req/s   (target >= 150)")
     print(f"latency ms: p50 {result['p50']:.1f}  p90 {result['p90']:.1f}  p99 {result['p99']:.1f}   (target p99 < 100)")

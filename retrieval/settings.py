@@ -27,7 +27,8 @@ class Settings(BaseSettings):
     embedding_batch_size: int = Field(default=32, ge=1, le=1024)
     onnx_threads: int = Field(
         default=0, ge=0, le=64,
-        description="encoder threads per call (0: all cores, fastest single query; 1: best throughput for a busy server)",
+        description="encoder threads per call (0: all cores, fastest single query; 1: best throughput for a busy server, "
+        "the default of `srekb serve`)",
     )
     model_cache: Path = Field(default=Path.home() / ".cache" / "sre-kb", description="where the exported ONNX model is kept")
 
