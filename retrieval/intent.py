@@ -117,6 +117,17 @@ class EmbeddingIntentClassifier:
         rows = [json.loads(line) for line in examples.read_text().splitlines() if line.strip()]
         questions = [r["question"] for r in rows]
         digest = hashlib.sha256(examples.read_bytes() + embedder.name.encode()).hexdigest()[:16]
+        # The trained weights are cached too (training takes ~0.3 s, a third of the CLI's start-up);
+        # their key also covers the cue patterns and the training constants.
+        spec = repr((sorted((i.value, [(c.pattern.pattern, c.weight) for c in cues]) for i, cues in CUES.items()), sorted(PRIOR.items()),
+                     self.SCALE, self.RULE_SCALE, self.L2, self.EPOCHS, self.LR))
+        model_cache = cache_dir / f"intent-model-{digest}-{hashlib.sha256(spec.encode()).hexdigest()[:12]}.npz"
+        try:
+            with np.load(model_cache) as saved:
+                self.w, self.b = saved["w"], saved["b"]
+            return
+        except (OSError, KeyError, ValueError):
+            pass
         cache = cache_dir / f"intent-examples-{digest}.npy"
         vectors = np.load(cache) if cache.exists() else None
         if vectors is None or vectors.shape[0] != len(rows):
@@ -129,6 +140,10 @@ class EmbeddingIntentClassifier:
         x = np.hstack([vectors * self.SCALE, np.stack([self._rule_features(q) for q in questions])])
         y = np.eye(len(self.intents))[[self.intents.index(Intent(r["intent"])) for r in rows]]
         self.w, self.b = self._train(x, y)
+        try:
+            np.savez(model_cache, w=self.w, b=self.b)
+        except OSError as exc:
+            log.warning("cannot cache the intent model: %s", exc)
 
     def _rule_features(self, question: str) -> np.ndarray:
         r = self.rules.scores(question)
