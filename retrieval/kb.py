@@ -24,7 +24,7 @@ from retrieval.citations import Citation, SRECitationFormatter
 from retrieval.embedding import Embedder, make_embedder
 from retrieval.errors import QueryError
 from retrieval.intent import EmbeddingIntentClassifier, IntentClassifier
-from retrieval.rerank import FeatureReranker, Reranker, load_weights
+from retrieval.rerank import FeatureReranker, Reranker, load_weights, section_value
 from retrieval.settings import Settings, get_settings
 from retrieval.sparse import default_bm25
 from retrieval.stats import CorpusStats
@@ -100,6 +100,30 @@ def diversify(hits: list[Hit], per_file: int) -> list[Hit]:
         seen[h.chunk.path] = n + 1
         (head if n < per_file else tail).append(h)
     return head + tail
+
+
+# How much a section's fit to the intent counts against the reranker's order of a file's chunks
+# when the answer picks what to quote (measured on the shipped questions: cited-lines overlap
+# 0.629 -> 0.682 at 2, 0.675 at 3 and 5; the real questions' 0.958 holds up to 3, drops at 5).
+EVIDENCE_SECTION_WEIGHT = 2.0
+
+
+def evidence_order(hits: list[Hit], intent: Intent) -> list[Hit]:
+    """The hits in the order the answer quotes them: each file keeps its place, but within a file
+    the section that answers the intent (Mitigation for troubleshooting) moves ahead of its
+    Symptoms, and link lists (Related, References) move back. Search results and the
+    answerability check keep the reranker's order."""
+    slots: dict[str, list[int]] = {}
+    for i, h in enumerate(hits):
+        slots.setdefault(h.chunk.path, []).append(i)
+    out = list(hits)
+    for positions in slots.values():
+        if len(positions) > 1:
+            chunks = sorted((hits[i] for i in positions),
+                            key=lambda h: h.score + EVIDENCE_SECTION_WEIGHT * section_value(h.chunk.section, intent.value), reverse=True)
+            for i, h in zip(positions, chunks, strict=True):
+                out[i] = h
+    return out
 
 
 def parse_filters(filters: SearchFilters | Mapping[str, Any] | None) -> SearchFilters | None:
@@ -291,7 +315,7 @@ class KnowledgeBase:
             why = "; ".join(check.reasons) if check and check.reasons else "the sources found cover too little of the question"
             return abstain(f"{NOT_ENOUGH} ({why}.) Nearest sources are listed below.")
         t = time.perf_counter()
-        draft = verify_markers(self.answerer.answer(result.question, hits))
+        draft = verify_markers(self.answerer.answer(result.question, evidence_order(hits, result.intent)))
         timings["answer"] = (time.perf_counter() - t) * 1000
         if not draft.sources or draft.text.strip().startswith(NOT_ENOUGH):
             return abstain(NOT_ENOUGH)

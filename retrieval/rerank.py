@@ -117,7 +117,7 @@ def _path_parts(path: str) -> tuple[str, frozenset[str]]:
 
 
 @lru_cache(maxsize=16384)
-def _section_value(section: str, intent: str) -> float:
+def section_value(section: str, intent: str) -> float:
     """-1 for a section that rarely answers anything (Related, References), 1 for one that answers
     this intent (Mitigation for troubleshooting), else 0."""
     if LOW_VALUE_SECTION.match(section.split(" > ")[-1]):
@@ -194,7 +194,7 @@ class FeatureReranker:
                 f["path"] = 1.0 if any(w in parts or w in path_l for w in path_words) else 0.0
             else:
                 f["path"] = 0.0
-            f["section"] = _section_value(c.section, strategy.name)
+            f["section"] = section_value(c.section, strategy.name)
             is_rule = c.source_type is SourceType.CONFIG and bool(c.meta.get("alert") or c.meta.get("rule"))
             f["rule"] = (1.0 if definition else -1.0) if is_rule else 0.0
             # Several candidate sections from one file: the file as a whole is on topic.

@@ -73,3 +73,19 @@ def test_assess_wants_named_things_together_in_one_source():
     dated = [_hit("incidents/a.md", "payments-db disk-full incident.", st=SourceType.INCIDENT, meta={"date": "2024-06-12"})]
     assert assess("What caused the payments-db disk-full incident in 2024?", dated, stats).reasons == []
     assert "together" in assess("What caused the payments-db disk-full incident in 2025?", dated, stats).reasons[0]
+
+
+def test_evidence_order_quotes_the_section_that_answers_the_intent():
+    """Each file keeps its place; within it Mitigation goes before Symptoms and Related links go last."""
+    from retrieval.kb import evidence_order
+    from retrieval.types import Intent
+
+    symptoms = _hit("runbooks/redis.md", "Memory is high.", section="Redis memory > Symptoms")
+    other = _hit("runbooks/node.md", "Node is fine.", section="Node > Overview")
+    related = _hit("runbooks/redis.md", "See the eviction doc.", section="Redis memory > Related")
+    mitigation = _hit("runbooks/redis.md", "Raise maxmemory.", section="Redis memory > Mitigation")
+    for h, score in zip((symptoms, other, related, mitigation), (9.0, 8.5, 8.4, 8.0), strict=True):
+        h.score = score
+    hits = [symptoms, other, related, mitigation]
+    assert evidence_order(hits, Intent.TROUBLESHOOTING) == [mitigation, other, symptoms, related]
+    assert evidence_order(hits, Intent.MONITORING)[0] is symptoms  # 'Symptoms' answers what an alert means
