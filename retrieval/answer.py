@@ -99,7 +99,7 @@ GENERIC_IDENTIFIERS = frozenset(
 )
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=1)
 def _english_words() -> frozenset[str]:
     """The encoder's whole-word vocabulary: a cheap English dictionary shipped with the model."""
     from tokenizers import Tokenizer
