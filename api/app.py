@@ -334,26 +334,9 @@ def _source_out(r: Any) -> dict[str, Any]:
 
 def _source_text(kb: KnowledgeBase, record: Any) -> dict[str, Any]:
     """The file's text with line numbers (from disk when it is still there, else from its chunks)."""
-    path = Path(record.root) / record.path
-    root = Path(record.root).resolve()
-    lines: list[dict[str, Any]] = []
-    from_file = False
-    try:
-        real = path.resolve()
-        if real.is_file() and (real == root or root in real.parents):
-            text = real.read_text(encoding="utf-8-sig")
-            lines = [{"n": i, "text": t} for i, t in enumerate(text.splitlines(), 1)]
-            from_file = True
-    except (OSError, UnicodeDecodeError):
-        pass
-    if not from_file:
-        by_line: dict[int, str] = {}
-        for chunk in kb.store.chunks(record.path):
-            for i, t in enumerate(chunk.text.splitlines()):
-                by_line.setdefault(chunk.line_start + i, t)
-        lines = [{"n": n, "text": by_line[n]} for n in sorted(by_line)]
+    by_line, from_file = kb.source_lines(record)
     return {"id": record.path, "path": record.path, "source_type": record.source_type.value, "title": record.title,
-            "from_file": from_file, "lines": lines}
+            "from_file": from_file, "lines": [{"n": n, "text": by_line[n]} for n in sorted(by_line)]}
 
 
 async def _sse_answer(kb: KnowledgeBase, question: str, k: int | None, filters: dict[str, Any] | None) -> AsyncIterator[str]:

@@ -7,7 +7,6 @@ import time
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +14,7 @@ import numpy as np
 from eval.dataset import Question, qrels_of
 from eval.metrics import hit_at, lines_overlap, mean, mrr_at, ndcg_at, percentile, recall_at
 from retrieval.kb import Answer, KnowledgeBase
-from retrieval.types import Chunk, Hit, SourceRecord
+from retrieval.types import Chunk, Hit
 
 SearchFn = Callable[[str], list[Hit]]
 
@@ -68,7 +67,8 @@ def naive_windows(kb: KnowledgeBase, chunk_tokens: int = NAIVE_CHUNK_TOKENS, ove
     splitter = SentenceSplitter(chunk_size=chunk_tokens, chunk_overlap=overlap, tokenizer=wordpiece_tokenizer(kb.settings.embedding_model) or str.split)
     out: list[Chunk] = []
     for path, record in sorted(kb.store.sources().items()):
-        text = _source_text(kb, record)
+        by_line, _ = kb.source_lines(record)
+        text = "\n".join(by_line.get(n, "") for n in range(1, max(by_line, default=0) + 1))
         if not text.strip():
             continue
         starts = [0] + [m.end() for m in re.finditer("\n", text)]  # char offset of each line start
@@ -80,18 +80,6 @@ def naive_windows(kb: KnowledgeBase, chunk_tokens: int = NAIVE_CHUNK_TOKENS, ove
             first, last = bisect_right(starts, begin), bisect_right(starts, end)
             out.append(Chunk(path, record.source_type, record.title or path, "", body, first, max(first, last), key=f"w{begin}"))
     return out
-
-
-def _source_text(kb: KnowledgeBase, record: SourceRecord) -> str:
-    file = Path(record.root) / record.path
-    try:
-        return file.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError):
-        by_line: dict[int, str] = {}
-        for chunk in kb.store.chunks(record.path):
-            for i, line in enumerate(chunk.text.splitlines()):
-                by_line.setdefault(chunk.line_start + i, line)
-        return "\n".join(by_line.get(n, "") for n in range(1, max(by_line, default=0) + 1))
 
 
 class NaiveHybrid:

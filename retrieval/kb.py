@@ -30,7 +30,7 @@ from retrieval.sparse import default_bm25
 from retrieval.stats import CorpusStats
 from retrieval.store import HybridQuery, SearchFilters, Store, open_store
 from retrieval.strategy import DEFAULT_STRATEGIES, Strategy
-from retrieval.types import Hit, Intent, SourceType
+from retrieval.types import Hit, Intent, SourceRecord, SourceType
 
 log = logging.getLogger(__name__)
 
@@ -322,6 +322,22 @@ class KnowledgeBase:
         citations = self.formatter.cite([h.chunk for h in draft.sources])
         timings["total"] = (time.perf_counter() - t0) * 1000
         return Answer(result.question, draft.text, result.intent, draft.mode, False, citations, self.formatter.format(citations), hits, timings, check)
+
+    def source_lines(self, record: SourceRecord) -> tuple[dict[int, str], bool]:
+        """A source's lines by 1-based number, and whether they came from the file: from disk while
+        it is still there inside its ingest root, else rebuilt from its stored chunks."""
+        root = Path(record.root).resolve()
+        try:
+            real = (Path(record.root) / record.path).resolve()
+            if real.is_file() and (real == root or root in real.parents):
+                return dict(enumerate(real.read_text(encoding="utf-8-sig").splitlines(), 1)), True
+        except (OSError, UnicodeDecodeError):
+            pass
+        by_line: dict[int, str] = {}
+        for chunk in self.store.chunks(record.path):
+            for i, line in enumerate(chunk.text.splitlines()):
+                by_line.setdefault(chunk.line_start + i, line)
+        return by_line, False
 
     def close(self) -> None:
         if self._owns_store:
