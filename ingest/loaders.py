@@ -30,7 +30,9 @@ KNOWN = MARKDOWN | HTML | TEXT | YAML | JSON | INI | TOML | BRACES
 IGNORED_NAMES = {"LICENSE", "LICENSE.txt", "LICENSE.md", "NOTICE", "SOURCES.md", ".gitignore", ".gitattributes"}
 IGNORED_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "LICENSES"}
 
-RUNBOOK_HINT = re.compile(r"(^|/)(runbooks?|playbooks?)(/|$)", re.I)
+# A folder named for runbooks, alone or as a word of its name (runbooks/, sre_playbooks/,
+# prometheus-operator-runbooks/).
+RUNBOOK_HINT = re.compile(r"(^|/)([\w.-]*[_.-])?(runbooks?|playbooks?)([_.-][\w.-]*)?/", re.I)
 INCIDENT_HINT = re.compile(r"(^|/)(incidents?|post-?mortems?|outages?|retros?)(/|$)", re.I)
 RUNBOOK_SECTIONS = re.compile(r"^#{1,3}\s+(symptoms?|diagnosis|mitigation|remediation|escalation|meaning)\b", re.I | re.M)
 INCIDENT_SECTIONS = re.compile(r"^#{1,3}\s+(root cause|timeline|impact|action items|lessons learned)\b", re.I | re.M)

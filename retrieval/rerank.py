@@ -23,8 +23,8 @@ from typing import Protocol
 
 from retrieval.errors import ConfigError
 from retrieval.strategy import Strategy
-from retrieval.text import content_terms, identifiers, term_set
-from retrieval.types import Hit, SourceType
+from retrieval.text import content_terms, identifiers, mentions, term_set
+from retrieval.types import Hit, SourceType, link_names
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class FeatureReranker:
         max_bm25 = max((h.scores.get("bm25", 0.0) for h in hits), default=0.0) or 1.0
         hay_lower = [_haystack(h) for h in hits]
         # An identifier found in most candidates says little; one found in few says a lot.
-        ident_df = {i: sum(1 for x in hay_lower if i.lower() in x) for i in idents}
+        ident_df = {i: sum(1 for x in hay_lower if mentions(i, x)) for i in idents}
         today = date.today()
         definition = bool(RULE_DEFINITION.search(question))
         # File names, directories and service names the question spells out (etcd3_alert.rules.yml,
@@ -171,7 +171,7 @@ class FeatureReranker:
                 head = f"{c.title} {c.section} {c.meta.get('alert', '')} {c.meta.get('incident_id', '')}".lower()
                 for i in idents:
                     il = i.lower()
-                    if il in low:
+                    if ident_df[i] and mentions(i, low):
                         rarity = 1.0 - (ident_df[i] - 1) / max(1, len(hits))
                         ident += rarity * (2.0 if re.search(rf"(?<![\w-]){re.escape(il)}(?![\w-])", head) else 1.0)
                 ident /= len(idents)
@@ -227,35 +227,19 @@ class FeatureReranker:
         for rank, h in enumerate(ranked[:top]):
             # The question names this alert, or it ranks first: its companion belongs right below it.
             named = h.scores.get("f_ident", 0.0) > 0 or rank == 0
-            for kind, name in _link_names(h):
+            # ... or right above a rule when the question is not about the rule's definition.
+            lead = 1e-3 if h.scores.get("f_rule", 0.0) < 0 else -1e-3
+            for kind, name in link_names(h.chunk):
                 key = ("runbook" if kind == "rule" else "rule", name)
-                wanted[key] = max(wanted.get(key, -math.inf), h.score - 1e-3 if named else -math.inf)
+                wanted[key] = max(wanted.get(key, -math.inf), h.score + lead if named else -math.inf)
         if not wanted:
             return ranked
-        for h in ranked[top:]:
-            keys = [k for k in _link_names(h) if k in wanted]
+        for rank, h in enumerate(ranked):
+            keys = [k for k in link_names(h.chunk) if k in wanted]
             if keys:
-                h.score = max(h.score + weight, max(wanted[k] for k in keys))
+                h.score = max(h.score + (weight if rank >= top else 0.0), max(wanted[k] for k in keys))
                 h.scores["f_companion"] = 1.0
         return sorted(ranked, key=lambda h: h.score, reverse=True)
-
-
-def _link_names(hit: Hit) -> set[tuple[str, str]]:
-    """What a chunk is, for linking: ('rule', name) for an alert rule (its alert and the last part
-    of its ``runbook_url``), ('runbook', name) for a runbook (its file name and alert); else none."""
-    c = hit.chunk
-    if c.source_type is SourceType.CONFIG and c.meta.get("alert"):
-        names = {str(c.meta["alert"]).lower()}
-        url = str(c.meta.get("runbook_url") or "")
-        if url:
-            names.add(url.rstrip("/").rsplit("/", 1)[-1].lower().removesuffix(".md"))
-        return {("rule", n) for n in names}
-    if c.source_type is SourceType.RUNBOOK:
-        names = {c.path.rsplit("/", 1)[-1].lower().removesuffix(".md")}
-        if c.meta.get("alert"):
-            names.add(str(c.meta["alert"]).lower())
-        return {("runbook", n) for n in names}
-    return set()
 
 
 class CrossEncoderReranker:

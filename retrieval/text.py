@@ -31,6 +31,9 @@ IDENT_PATTERNS = [
 # Quoted strings ('mvcc: database space exceeded'): the quote must open after a space or start
 # and close before a non-word character, so apostrophes (etcd's, couldn't) never pair up.
 QUOTED = re.compile(r"(?:(?<=\s)|^)(['\"`‘“])([^'\"`‘’“”\n]{3,160}?)(['\"`’”])(?=[\s.,;:?!)]|$)")
+# Label matchers pasted from a page or a query ('severity=critical', job="apiserver", long=6h):
+# they name one alert rule or target among many that share a name.
+LABEL = re.compile(r"(?<![\w.-])([a-zA-Z_][a-zA-Z0-9_]*)=[\"']?([A-Za-z0-9_.:/-]*[A-Za-z0-9])[\"']?(?![\w=])")
 TOKEN = re.compile(r"[a-z0-9]+(?:[._/-][a-z0-9]+)*")
 
 
@@ -107,4 +110,24 @@ def identifiers(text: str) -> list[str]:
             found.setdefault(tok)
     for m in QUOTED.finditer(text):
         found.setdefault(m.group(2).strip())
+    for m in LABEL.finditer(text):
+        found.setdefault(f"{m.group(1)}={m.group(2)}")
     return list(found)
+
+
+@lru_cache(maxsize=1024)
+def ident_pattern(ident: str) -> re.Pattern[str] | None:
+    """How a label matcher ('long=6h') is written in a source: ``long: 6h`` in a rule's YAML,
+    ``long="6h"`` in PromQL, ``long=6h`` in prose (lower-case). None for other identifiers,
+    which are found as they are spelled."""
+    m = re.fullmatch(r"([a-zA-Z_][a-zA-Z0-9_]*)=(.+)", ident)
+    if not m:
+        return None
+    key, value = (re.escape(g.lower()) for g in m.groups())
+    return re.compile(rf"(?<![\w-]){key}\s*[:=]\s*[\"']?{value}(?![\w-])")
+
+
+def mentions(ident: str, text_lower: str) -> bool:
+    """Whether lower-cased text names the identifier (a label matcher in any of its spellings)."""
+    pat = ident_pattern(ident)
+    return bool(pat.search(text_lower)) if pat else ident.lower() in text_lower

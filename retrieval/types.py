@@ -60,6 +60,24 @@ class Chunk:
         return cls(source_type=SourceType(payload["source_type"]), meta=dict(payload.get("meta") or {}), **known)
 
 
+def link_names(chunk: Chunk) -> set[tuple[str, str]]:
+    """What a chunk is, for linking an alert rule with its runbook: ('rule', name) for an alert
+    rule (its alert and the last part of its ``runbook_url``), ('runbook', name) for a runbook
+    (its file name and alert); else none."""
+    if chunk.source_type is SourceType.CONFIG and chunk.meta.get("alert"):
+        names = {str(chunk.meta["alert"]).lower()}
+        url = str(chunk.meta.get("runbook_url") or "")
+        if url:
+            names.add(url.rstrip("/").rsplit("/", 1)[-1].lower().removesuffix(".md"))
+        return {("rule", n) for n in names}
+    if chunk.source_type is SourceType.RUNBOOK:
+        names = {chunk.path.rsplit("/", 1)[-1].lower().removesuffix(".md")}
+        if chunk.meta.get("alert"):
+            names.add(str(chunk.meta["alert"]).lower())
+        return {("runbook", n) for n in names}
+    return set()
+
+
 @dataclass
 class Hit:
     """A chunk returned by a search with its score (higher is better) and per-stage scores."""

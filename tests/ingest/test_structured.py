@@ -199,6 +199,10 @@ def test_malformed_files_raise_a_clear_skip(fn, text, fragment):
     ("path", "text", "expected"),
     [
         ("runbooks/x.md", "# X", SourceType.RUNBOOK),
+        ("prometheus-operator-runbooks/node/NodeRAIDDiskFailure.md", "# NodeRAIDDiskFailure\n## Impact\n", SourceType.RUNBOOK),
+        ("sre_playbooks/disk-full.md", "# Disk full", SourceType.RUNBOOK),
+        ("docs/runbook-conventions.md", "# x", SourceType.DOC),
+        ("runbookish/x.md", "# x", SourceType.DOC),
         ("team/incidents/2024.md", "# x", SourceType.INCIDENT),
         ("post-mortems/2019-01-23.md", "# x", SourceType.INCIDENT),
         ("docs/guide.md", "# Guide\n## Install\n", SourceType.DOC),
