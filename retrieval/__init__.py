@@ -22,7 +22,7 @@ from retrieval.errors import (
 )
 from retrieval.intent import EmbeddingIntentClassifier, GeminiIntentClassifier, IntentClassifier, RuleIntentClassifier
 from retrieval.kb import Answer, KnowledgeBase, SearchResult
-from retrieval.rerank import CrossEncoderReranker, FeatureReranker, Reranker, RerankWeights
+from retrieval.rerank import CrossEncoderReranker, FeatureReranker, GeminiReranker, Reranker, RerankWeights, SecondStageReranker
 from retrieval.settings import Settings, get_settings
 from retrieval.store import EdgeStore, SearchFilters, ServerStore, Store, open_store
 from retrieval.strategy import DEFAULT_STRATEGIES, Strategy
@@ -44,6 +44,7 @@ __all__ = [
     "FeatureReranker",
     "GeminiAnswerer",
     "GeminiIntentClassifier",
+    "GeminiReranker",
     "HashEmbedder",
     "Hit",
     "IngestError",
@@ -56,6 +57,7 @@ __all__ = [
     "Reranker",
     "RuleIntentClassifier",
     "SRECitationFormatter",
+    "SecondStageReranker",
     "SearchFilters",
     "SearchResult",
     "SentenceTransformerEmbedder",

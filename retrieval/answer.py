@@ -87,6 +87,18 @@ MONTHS = "january february march april may june july august september october no
 MONTH_STEMS = frozenset(stem(m) for m in MONTHS)
 DATE_ASK = re.compile(r"\b(" + "|".join(MONTHS) + r")\b(?:\s+\d{1,2}(?:st|nd|rd|th)?,?)?\s+((?:19|20)\d\d)\b", re.I)
 RUNBOOK_ASK = re.compile(r"\brunbooks?\b", re.I)
+# 'How often should we ...' is answered by a stated frequency, not by text on the topic: 'every
+# 30 minutes', 'daily', 'twice a week', 'interval: 5m', a cron schedule. 'periodic' is not one.
+FREQUENCY_ASK = re.compile(r"\bhow (often|frequently)\b", re.I)
+FREQUENCY = re.compile(
+    r"\bevery\s+(\d+(\.\d+)?\s*[a-z]+|few\s+[a-z]+|other\s+[a-z]+|(second|minute|hour|day|night|week|month|quarter|year)s?\b)"
+    r"|\b(hourly|daily|nightly|weekly|fortnightly|monthly|quarterly|yearly|annually)\b"
+    r"|\b(once|twice|\d+\s*times)\s+(a|an|per|each|every)\s+[a-z]+"
+    r"|\bper\s+(second|minute|hour|day|week|month|quarter|year)\b"
+    r"|\b(interval|frequency|period|schedule)\w*\W{0,3}(of\s+|is\s+|=\s*)?\d+\s*[a-z]+"
+    r"|(?<![^\s\"'])(@(hourly|daily|weekly|monthly)|[\d*/,-]+\s+[\d*/,-]+\s+[\d*/,-]+\s+[\d*/,-]+\s+[\d*/,-]+)(?![^\s\"'])",
+    re.I,
+)
 
 
 # Kubernetes kinds and states: CamelCase, but vocabulary rather than the thing a question is about.
@@ -157,9 +169,11 @@ def assess(question: str, hits: Sequence[Hit], stats: CorpusStats, top: int = 5)
     known = sum(1 for t in topical if stats.df.get(t, 0) > 0)
     if topical and known / len(topical) < 0.6:
         reasons.append("the knowledge base does not cover this topic")
+    # Label matchers (Ready=False, long=6h) rank the sources; they are details, not what a question is about.
     specific = [
         i for i in identifiers(question)
-        if "_" in i or any(ch.isupper() for ch in i[1:]) or i.startswith("--") or re.match(r"[A-Z]{2,}-\d", i) or " " in i or _is_name(i, stats)
+        if "=" not in i
+        and ("_" in i or any(ch.isupper() for ch in i[1:]) or i.startswith("--") or re.match(r"[A-Z]{2,}-\d", i) or " " in i or _is_name(i, stats))
     ]
     missing_ids = [i for i in specific if not _mentioned(i, ev_lower, ev_terms)]
     if missing_ids:
@@ -189,6 +203,8 @@ def assess(question: str, hits: Sequence[Hit], stats: CorpusStats, top: int = 5)
     for iso in re.findall(r"(?<!\d)(?:19|20)\d\d-[01]\d-[0-3]\d(?!\d)", question):
         if iso not in ev_lower:
             reasons.append(f"no source mentions {iso}")
+    if FREQUENCY_ASK.search(question) and not FREQUENCY.search(ev_lower):
+        reasons.append("no source states how often")
     if RUNBOOK_ASK.search(question):
         alerts = [i for i in specific if re.fullmatch(r"[A-Z][a-z0-9]+(?:[A-Z][A-Za-z0-9]*)+", i)]
         for alert in alerts:
@@ -324,12 +340,9 @@ class GeminiAnswerer:
     mode = "generative"
 
     def __init__(self, api_key: str, model: str, timeout_s: float, fallback: Answerer) -> None:
-        from google import genai
-        from google.genai import types
+        from retrieval.llm import gemini_client
 
-        self._client = genai.Client(
-            api_key=api_key, http_options=types.HttpOptions(timeout=int(timeout_s * 1000), retry_options=types.HttpRetryOptions(attempts=1))
-        )
+        self._client = gemini_client(api_key, timeout_s)
         self._model = model
         self._fallback = fallback
 

@@ -17,6 +17,8 @@ from typing import Protocol
 import numpy as np
 
 from retrieval.embedding import Embedder
+from retrieval.errors import ConfigError
+from retrieval.settings import Settings
 from retrieval.types import Intent
 
 log = logging.getLogger(__name__)
@@ -177,7 +179,7 @@ class EmbeddingIntentClassifier:
 
 
 class GeminiIntentClassifier:
-    """Asks Gemini for the intent; falls back to the rule classifier on any failure."""
+    """Asks Gemini for the intent; falls back to the offline classifier it is given on any failure."""
 
     def __init__(self, client: object, model: str, fallback: IntentClassifier) -> None:
         self._client, self._model, self._fallback = client, model, fallback
@@ -194,4 +196,16 @@ class GeminiIntentClassifier:
             return Intent(word)
         except Exception as exc:  # network, key, or an unexpected word: the offline answer is good enough
             log.warning("gemini intent classification failed (%s); using rules", exc)
-            return self._fallback.classify(question)
+            return self._fallback.classify(question, vector)
+
+
+def make_classifier(settings: Settings, embedder: Embedder) -> IntentClassifier:
+    """The classifier the settings ask for: the offline embedding one, or Gemini in front of it."""
+    offline = EmbeddingIntentClassifier(embedder, settings.model_cache)
+    if settings.intent_classifier == "gemini":
+        if not settings.google_api_key:
+            raise ConfigError("SRE_KB_INTENT_CLASSIFIER=gemini needs a key: set GOOGLE_API_KEY (or use the default, embedding)")
+        from retrieval.llm import gemini_client
+
+        return GeminiIntentClassifier(gemini_client(settings.google_api_key, settings.llm_timeout_s), settings.gemini_model, offline)
+    return offline

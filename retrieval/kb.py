@@ -23,8 +23,8 @@ from retrieval.answer import NOT_ENOUGH, Answerability, Answerer, ExtractiveAnsw
 from retrieval.citations import Citation, SRECitationFormatter
 from retrieval.embedding import Embedder, make_embedder
 from retrieval.errors import QueryError
-from retrieval.intent import EmbeddingIntentClassifier, IntentClassifier
-from retrieval.rerank import FeatureReranker, Reranker, load_weights, section_value
+from retrieval.intent import IntentClassifier, make_classifier
+from retrieval.rerank import Reranker, make_reranker, section_value
 from retrieval.settings import Settings, get_settings
 from retrieval.sparse import default_bm25
 from retrieval.stats import CorpusStats
@@ -165,8 +165,8 @@ class KnowledgeBase:
         self.embedder = embedder or make_embedder(self.settings)
         self._owns_store = store is None  # a store passed in belongs to the caller: close() leaves it open
         self.store = store or open_store(self.settings, self.embedder.dim, self.embedder.name, create=False)
-        self.classifier = classifier or EmbeddingIntentClassifier(self.embedder, self.settings.model_cache)
-        self.reranker = reranker or FeatureReranker(load_weights(self.settings.rerank_weights) if self.settings.rerank_weights else None)
+        self.classifier = classifier or make_classifier(self.settings, self.embedder)
+        self.reranker = reranker or make_reranker(self.settings)
         self.strategies = dict(strategies or DEFAULT_STRATEGIES)
         self.formatter = SRECitationFormatter()
         self.abstain_threshold = abstain_threshold

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from retrieval.errors import ConfigError
+from retrieval.settings import Settings
 from retrieval.strategy import Strategy
 from retrieval.text import content_terms, identifiers, mentions, term_set
 from retrieval.types import Hit, SourceType, link_names
@@ -242,19 +243,116 @@ class FeatureReranker:
         return sorted(ranked, key=lambda h: h.score, reverse=True)
 
 
-class CrossEncoderReranker:
-    """A sentence-transformers cross-encoder, when the user has one (``SRE_KB_RERANKER_MODEL``)."""
+class SecondStageReranker:
+    """The feature reranker orders every candidate; a slower judge (a cross-encoder, Gemini)
+    reorders its first ``depth``. Exact identifiers and the rule/runbook links decide what reaches
+    the head; the judge decides the order within it. The head keeps the feature scores' scale
+    (reassigned in the judge's order), so scores stay comparable down the list; the judge's own
+    score is in ``scores``. A judge that fails leaves the feature order, with a warning."""
 
-    def __init__(self, model: str) -> None:
-        from sentence_transformers import CrossEncoder
+    name = "judge"
 
-        self._model = CrossEncoder(model, device="cpu")
+    def __init__(self, first: Reranker | None = None, depth: int = 10) -> None:
+        self.first = first or FeatureReranker()
+        self.depth = depth
+
+    def order(self, question: str, head: list[Hit]) -> list[int] | None:
+        """The head's indices, best first (None: keep the feature order)."""
+        raise NotImplementedError
 
     def rerank(self, question: str, hits: list[Hit], strategy: Strategy) -> list[Hit]:
-        if not hits:
-            return hits
-        scores = self._model.predict([(question, f"{h.chunk.title}: {h.chunk.section}\n{h.chunk.text}") for h in hits])
-        for h, s in zip(hits, scores, strict=True):
+        ranked = self.first.rerank(question, hits, strategy)
+        head, tail = ranked[: self.depth], ranked[self.depth :]
+        if len(head) < 2:
+            return ranked
+        try:
+            order = self.order(question, head)
+        except Exception as exc:  # a model or a network failing must not fail the search
+            log.warning("%s reranking failed (%s: %s); keeping the feature order", self.name, type(exc).__name__, exc)
+            order = None
+        if order is None:
+            return ranked
+        order = list(dict.fromkeys(i for i in order if 0 <= i < len(head)))
+        order += [i for i in range(len(head)) if i not in order]  # anything the judge left out keeps its place after
+        scores = sorted((h.score for h in head), reverse=True)
+        new_head = [head[i] for i in order]
+        for h, s in zip(new_head, scores, strict=True):
+            h.score = s
+        return new_head + tail
+
+
+def passage(hit: Hit, limit: int = 1200) -> str:
+    """What a judge reads of a chunk: its label and text."""
+    c = hit.chunk
+    return f"{c.title}: {c.section} ({c.path})\n{c.text[:limit]}"
+
+
+class CrossEncoderReranker(SecondStageReranker):
+    """A sentence-transformers cross-encoder the user has on disk (``SRE_KB_RERANKER_MODEL``, a
+    local folder: nothing is downloaded) reorders the feature reranker's top ``depth``."""
+
+    name = "cross-encoder"
+
+    def __init__(self, model: str, first: Reranker | None = None, depth: int = 10) -> None:
+        super().__init__(first, depth)
+        if not Path(model).expanduser().is_dir():
+            raise ConfigError(f"reranker model {model!r} is not a local folder: point SRE_KB_RERANKER_MODEL at a sentence-transformers cross-encoder")
+        from sentence_transformers import CrossEncoder
+
+        self._model = CrossEncoder(str(Path(model).expanduser()), device="cpu")
+
+    def order(self, question: str, head: list[Hit]) -> list[int] | None:
+        scores = self._model.predict([(question, passage(h)) for h in head], show_progress_bar=False)
+        for h, s in zip(head, scores, strict=True):
             h.scores["cross_encoder"] = float(s)
-            h.score = float(s)
-        return sorted(hits, key=lambda h: h.score, reverse=True)
+        return sorted(range(len(head)), key=lambda i: -float(scores[i]))
+
+
+class GeminiReranker(SecondStageReranker):
+    """Gemini reads the feature reranker's top ``depth`` and returns them best first (JSON)."""
+
+    name = "gemini"
+
+    def __init__(self, client: object, model: str, first: Reranker | None = None, depth: int = 10) -> None:
+        super().__init__(first, depth)
+        self._client, self._model = client, model
+
+    def order(self, question: str, head: list[Hit]) -> list[int] | None:
+        numbered = "\n\n".join(f"[{i}] {passage(h, 800)}" for i, h in enumerate(head, 1))
+        prompt = (
+            "You rank knowledge-base passages for an on-call SRE. Order the numbered passages by how directly they "
+            "answer the question (the runbook section, alert rule, incident or config that answers it first). "
+            'Reply with JSON only: {"order": [passage numbers, best first]}.\n\n'
+            f"Question: {question}\n\nPassages:\n{numbered}"
+        )
+        resp = self._client.models.generate_content(  # type: ignore[attr-defined]
+            model=self._model, contents=prompt, config={"response_mime_type": "application/json", "temperature": 0.0}
+        )
+        data = json.loads(resp.text or "")
+        ranks = data.get("order") if isinstance(data, dict) else data
+        if not isinstance(ranks, list) or not all(isinstance(n, int) and not isinstance(n, bool) for n in ranks):
+            raise ValueError(f"expected a list of passage numbers, got {str(resp.text)[:80]!r}")
+        for pos, n in enumerate(ranks):
+            if 1 <= n <= len(head):
+                head[n - 1].scores.setdefault("gemini_rank", float(pos + 1))
+        return [n - 1 for n in ranks]
+
+
+def make_reranker(settings: Settings) -> Reranker:
+    """The reranker the settings ask for: the feature reranker, with a second stage over its top
+    ``rerank_depth`` when one is configured (see ``Settings.reranker``)."""
+    features = FeatureReranker(load_weights(settings.rerank_weights) if settings.rerank_weights else None)
+    choice = settings.reranker
+    if choice == "auto":
+        choice = "cross-encoder" if settings.reranker_model else "gemini" if settings.google_api_key else "features"
+    if choice == "cross-encoder":
+        if not settings.reranker_model:
+            raise ConfigError("SRE_KB_RERANKER=cross-encoder needs SRE_KB_RERANKER_MODEL: a local sentence-transformers cross-encoder folder")
+        return CrossEncoderReranker(settings.reranker_model, features, settings.rerank_depth)
+    if choice == "gemini":
+        if not settings.google_api_key:
+            raise ConfigError("SRE_KB_RERANKER=gemini needs a key: set GOOGLE_API_KEY (or SRE_KB_RERANKER=features)")
+        from retrieval.llm import gemini_client
+
+        return GeminiReranker(gemini_client(settings.google_api_key, settings.llm_timeout_s), settings.gemini_model, features, settings.rerank_depth)
+    return features

@@ -45,6 +45,16 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(default=2000, ge=10)
 
     rerank_weights: Path | None = Field(default=None, description="tuned reranker weights (JSON written by srekb eval --tune)")
+    reranker: Literal["auto", "features", "cross-encoder", "gemini"] = Field(
+        default="auto",
+        description="second stage over the feature reranker's top rerank_depth: auto = cross-encoder when reranker_model "
+        "is set, else Gemini when a Google key is set, else none (features only)",
+    )
+    reranker_model: str | None = Field(default=None, description="local folder of a sentence-transformers cross-encoder")
+    rerank_depth: int = Field(default=10, ge=2, le=100, description="how many of the feature reranker's top hits the second stage reorders")
+    intent_classifier: Literal["embedding", "gemini"] = Field(
+        default="embedding", description="embedding: offline, < 2 ms; gemini: asks Gemini (needs a key), the embedding one on failure"
+    )
 
     # HTTP service
     api_keys: list[str] = Field(default_factory=list, description="bearer keys; when set every route but health needs one")

@@ -75,6 +75,19 @@ def test_assess_wants_named_things_together_in_one_source():
     assert "together" in assess("What caused the payments-db disk-full incident in 2025?", dated, stats).reasons[0]
 
 
+def test_assess_wants_a_stated_frequency_for_how_often():
+    """'Take periodic snapshots' is on topic but says nothing of how often: abstain. A stated
+    frequency in any spelling answers it."""
+    stats = CorpusStats({t: 3 for t in term_set("often take etcd snapshot backups postgres backup")}, 100)
+    vague = [_hit("docs/etcd.md", "By taking periodic snapshots of an etcd member, a cluster can be recovered.")]
+    assert assess("How often should we take etcd snapshot backups?", vague, stats).reasons == ["no source states how often"]
+    assert assess("What are etcd snapshot backups for?", vague, stats).reasons == []
+    for stated in ("Snapshots are taken every 6 hours.", "A nightly snapshot is kept.", "Back up twice a day.",
+                   "backup:\n  interval: 30m", 'schedule: "0 */6 * * *"'):
+        hits = [_hit("docs/etcd.md", f"etcd snapshot backups. {stated}")]
+        assert assess("How often are etcd snapshot backups taken?", hits, stats).reasons == [], stated
+
+
 def test_evidence_order_quotes_the_section_that_answers_the_intent():
     """Each file keeps its place; within it Mitigation goes before Symptoms and Related links go last."""
     from retrieval.kb import evidence_order
@@ -89,3 +102,10 @@ def test_evidence_order_quotes_the_section_that_answers_the_intent():
     hits = [symptoms, other, related, mitigation]
     assert evidence_order(hits, Intent.TROUBLESHOOTING) == [mitigation, other, symptoms, related]
     assert evidence_order(hits, Intent.MONITORING)[0] is symptoms  # 'Symptoms' answers what an alert means
+
+
+def test_label_matchers_are_not_answerability_anchors():
+    """'Ready=False' ranks the sources that quote it; a top source that does not quote it is no gap."""
+    stats = CorpusStats({t: 3 for t in term_set("cert manager certificate ready false dns challenge fix last time")}, 100)
+    hits = [_hit("incidents/tls.md", "cert-manager could not renew the certificate: the DNS-01 challenge failed.", st=SourceType.INCIDENT)]
+    assert assess("cert-manager shows a Certificate with Ready=False. What fixed this last time?", hits, stats).reasons == []

@@ -139,3 +139,23 @@ def test_repeated_question_reuses_its_query_vector(shipped_kb):
     uncached.search("etcd has no leader, what do I check?")
     uncached.search("etcd has no leader, what do I check?")
     assert counting.texts == 3
+
+
+def test_a_runbooks_rule_missing_from_the_candidates_is_fetched_from_the_store(shipped_kb):
+    """Few candidates: the engine returns the runbook but not its alert rule; search fetches the
+    rule (its own chunk, not the file's first) and places it below the runbook. Filters still hold."""
+    from retrieval.strategy import DEFAULT_STRATEGIES
+
+    few = {intent: s.with_overrides(candidates=2, prefetch=4) for intent, s in DEFAULT_STRATEGIES.items()}
+    kb = KnowledgeBase(shipped_kb.settings, store=shipped_kb.store, embedder=shipped_kb.embedder, strategies=few)
+    question = "Postgres replica lag keeps growing on orders-db, what should I do?"
+    engine = kb.search(question, 3, rerank=False).hits
+    assert not any(h.chunk.source_type is SourceType.CONFIG for h in engine)
+    hits = kb.search(question, 3).hits
+    assert hits[0].chunk.path == "runbooks/postgres-replication-lag.md"
+    rules = [h for h in hits if h.chunk.source_type is SourceType.CONFIG]
+    assert [h.chunk.meta.get("alert") for h in rules] == ["PostgresReplicationLagHigh"] and rules[0].scores["f_companion"] == 1.0
+    assert hits.index(rules[0]) >= 1
+    only_runbooks = kb.search(question, 3, filters={"source_types": ["runbook"]}).hits
+    assert {h.chunk.source_type for h in only_runbooks} == {SourceType.RUNBOOK}
+    kb.close()

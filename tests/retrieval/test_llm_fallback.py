@@ -7,8 +7,11 @@ from retrieval.kb import KnowledgeBase
 def test_key_without_network_falls_back_to_extractive(shipped_kb, tmp_path):
     s = shipped_kb.settings.model_copy(update={"google_api_key": "test-key-no-network", "llm_timeout_s": 3.0})
     kb = KnowledgeBase(s, store=shipped_kb.store, embedder=shipped_kb.embedder)
-    ans = kb.ask("PatroniNoLeader is firing, what should I check?")
+    question = "PatroniNoLeader is firing, what should I check?"
+    ans = kb.ask(question)
     assert not ans.abstained and ans.mode == "extractive" and ans.citations
+    # The key also turns on Gemini reranking; unreachable, it keeps the feature reranker's order.
+    assert [h.id for h in ans.hits] == [h.id for h in shipped_kb.search(question).hits]
     kb.close()
 
 

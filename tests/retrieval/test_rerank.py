@@ -1,6 +1,8 @@
 """FeatureReranker logic on small hand-made hits (its measured effect is in the eval report)."""
 
-from retrieval.rerank import FeatureReranker, RerankWeights
+import pytest
+
+from retrieval.rerank import FeatureReranker, GeminiReranker, RerankWeights, make_reranker
 from retrieval.strategy import DEFAULT_STRATEGIES
 from retrieval.types import Chunk, Hit, Intent, SourceType
 
@@ -33,3 +35,84 @@ def test_unlinked_chunks_are_left_alone():
     before = [h.chunk.path for h in FeatureReranker(RerankWeights(companion=0.0)).rerank("etcd", list(hits), DEFAULT_STRATEGIES[Intent.GENERAL])]
     after = [h.chunk.path for h in FeatureReranker().rerank("etcd", list(hits), DEFAULT_STRATEGIES[Intent.GENERAL])]
     assert before == after
+
+
+def test_a_runbook_leads_its_rule_unless_the_definition_is_asked():
+    def pair():
+        rule = _hit("rules.yaml", SourceType.CONFIG, "Prometheus Alert Rules", "KubeAPIErrorBudgetBurn", "alert: KubeAPIErrorBudgetBurn",
+                    {"alert": "KubeAPIErrorBudgetBurn"}, fused=1.0, dense=0.7, bm25=1.0)
+        other = _hit("docs/api.md", SourceType.DOC, "API server", "Logs", "kube-apiserver logs", fused=0.8, dense=0.6, bm25=0.5)
+        runbook = _hit("runbooks/KubeAPIErrorBudgetBurn.md", SourceType.RUNBOOK, "Kube API Error Budget Burn", "Mitigation",
+                       "Check the apiserver.", fused=0.6, dense=0.5, bm25=0.5)
+        return rule, other, runbook
+
+    strategy = DEFAULT_STRATEGIES[Intent.MONITORING]
+    rule, other, runbook = pair()
+    ranked = FeatureReranker().rerank("KubeAPIErrorBudgetBurn paged me, where do I start?", [rule, other, runbook], strategy)
+    assert ranked[:2] == [runbook, rule]
+    rule, other, runbook = pair()
+    ranked = FeatureReranker().rerank("What expression does KubeAPIErrorBudgetBurn use?", [rule, other, runbook], strategy)
+    assert ranked[:2] == [rule, runbook]
+
+
+def test_label_matchers_pick_the_rule_among_same_named_ones():
+    """Two rules share an alert name; the page's labels (long=6h short=30m) name the second."""
+    rules = [
+        _hit("rules.yaml", SourceType.CONFIG, "Rules", "KubeAPIErrorBudgetBurn", f"alert: KubeAPIErrorBudgetBurn\nlabels:\n  long: {long}\n  short: {short}",
+             {"alert": "KubeAPIErrorBudgetBurn"}, fused=fused, dense=0.5, bm25=0.5)
+        for long, short, fused in (("1h", "5m", 1.0), ("6h", "30m", 0.9))
+    ]
+    ranked = FeatureReranker().rerank('Paged with long=6h and short="30m": how urgent?', rules, DEFAULT_STRATEGIES[Intent.MONITORING])
+    assert "long: 6h" in ranked[0].chunk.text and ranked[0].scores["f_ident"] > ranked[1].scores["f_ident"]
+
+
+class FakeGemini:
+    """Stands in for a google-genai client: answers with the text it is given."""
+
+    def __init__(self, text):
+        self.text, self.prompts = text, []
+        self.models = self
+
+    def generate_content(self, model, contents, config=None):
+        self.prompts.append(contents)
+        return type("Resp", (), {"text": self.text})()
+
+
+def _ranked_docs(n=12):
+    return [_hit(f"docs/d{i}.md", SourceType.DOC, "Doc", f"S{i}", f"etcd text {i}", fused=1.0 - i / 20, dense=0.9 - i / 40) for i in range(n)]
+
+
+def test_gemini_reorders_the_feature_head_and_keeps_the_tail():
+    strategy = DEFAULT_STRATEGIES[Intent.GENERAL]
+    features = [h.chunk.path for h in FeatureReranker().rerank("etcd", _ranked_docs(), strategy)]
+    client = FakeGemini('{"order": [3, 1, 99, 3]}')  # out of range and repeated numbers are ignored
+    ranked = GeminiReranker(client, "m", depth=4).rerank("etcd", _ranked_docs(), strategy)
+    paths = [h.chunk.path for h in ranked]
+    assert paths[:4] == [features[2], features[0], features[1], features[3]]  # unnamed ones keep their order after
+    assert paths[4:] == features[4:]
+    assert [h.score for h in ranked] == sorted((h.score for h in ranked), reverse=True)
+    assert "Question: etcd" in client.prompts[0] and "[4] Doc: S3" in client.prompts[0] and "[5]" not in client.prompts[0]
+
+
+def test_a_failing_judge_keeps_the_feature_order(caplog):
+    strategy = DEFAULT_STRATEGIES[Intent.GENERAL]
+    features = [h.chunk.path for h in FeatureReranker().rerank("etcd", _ranked_docs(), strategy)]
+    for reply in ("not json", '{"order": "first"}', ""):
+        ranked = GeminiReranker(FakeGemini(reply), "m").rerank("etcd", _ranked_docs(), strategy)
+        assert [h.chunk.path for h in ranked] == features
+    assert "gemini reranking failed" in caplog.text
+
+
+def test_settings_pick_the_second_stage(tmp_path):
+    from retrieval.errors import ConfigError
+    from retrieval.settings import Settings
+
+    assert type(make_reranker(Settings())) is FeatureReranker
+    assert isinstance(make_reranker(Settings(google_api_key="k")), GeminiReranker)
+    assert type(make_reranker(Settings(google_api_key="k", reranker="features"))) is FeatureReranker
+    with pytest.raises(ConfigError, match="SRE_KB_RERANKER_MODEL"):
+        make_reranker(Settings(reranker="cross-encoder"))
+    with pytest.raises(ConfigError, match="GOOGLE_API_KEY"):
+        make_reranker(Settings(reranker="gemini"))
+    with pytest.raises(ConfigError, match="not a local folder"):
+        make_reranker(Settings(reranker_model=str(tmp_path / "missing")))
