@@ -88,13 +88,14 @@ MONTH_STEMS = frozenset(stem(m) for m in MONTHS)
 DATE_ASK = re.compile(r"\b(" + "|".join(MONTHS) + r")\b(?:\s+\d{1,2}(?:st|nd|rd|th)?,?)?\s+((?:19|20)\d\d)\b", re.I)
 RUNBOOK_ASK = re.compile(r"\brunbooks?\b", re.I)
 # 'How often should we ...' is answered by a stated frequency, not by text on the topic: 'every
-# 30 minutes', 'daily', 'twice a week', 'interval: 5m', a cron schedule. 'periodic' is not one.
+# 30 minutes', 'daily', 'twice a week', 'interval: 5m', a cron schedule. 'periodic' is not one,
+# nor a throughput ('1500 writes per second').
 FREQUENCY_ASK = re.compile(r"\bhow (often|frequently)\b", re.I)
 FREQUENCY = re.compile(
     r"\bevery\s+(\d+(\.\d+)?\s*[a-z]+|few\s+[a-z]+|other\s+[a-z]+|(second|minute|hour|day|night|week|month|quarter|year)s?\b)"
     r"|\b(hourly|daily|nightly|weekly|fortnightly|monthly|quarterly|yearly|annually)\b"
     r"|\b(once|twice|\d+\s*times)\s+(a|an|per|each|every)\s+[a-z]+"
-    r"|\bper\s+(second|minute|hour|day|week|month|quarter|year)\b"
+    r"|\bper\s+(hour|day|week|month|quarter|year)\b"  # 'writes per second' is a rate, not how often to act
     r"|\b(interval|frequency|period|schedule)\w*\W{0,3}(of\s+|is\s+|=\s*)?\d+\s*[a-z]+"
     r"|(?<![^\s\"'])(@(hourly|daily|weekly|monthly)|[\d*/,-]+\s+[\d*/,-]+\s+[\d*/,-]+\s+[\d*/,-]+\s+[\d*/,-]+)(?![^\s\"'])",
     re.I,

@@ -82,6 +82,8 @@ def test_assess_wants_a_stated_frequency_for_how_often():
     vague = [_hit("docs/etcd.md", "By taking periodic snapshots of an etcd member, a cluster can be recovered.")]
     assert assess("How often should we take etcd snapshot backups?", vague, stats).reasons == ["no source states how often"]
     assert assess("What are etcd snapshot backups for?", vague, stats).reasons == []
+    rate = [_hit("docs/etcd.md", "Periodic etcd snapshot backups; etcd handles 1500 writes per second.")]
+    assert assess("How often should we take etcd snapshot backups?", rate, stats).reasons == ["no source states how often"]
     for stated in ("Snapshots are taken every 6 hours.", "A nightly snapshot is kept.", "Back up twice a day.",
                    "backup:\n  interval: 30m", 'schedule: "0 */6 * * *"'):
         hits = [_hit("docs/etcd.md", f"etcd snapshot backups. {stated}")]
