@@ -159,3 +159,15 @@ def test_a_runbooks_rule_missing_from_the_candidates_is_fetched_from_the_store(s
     only_runbooks = kb.search(question, 3, filters={"source_types": ["runbook"]}).hits
     assert {h.chunk.source_type for h in only_runbooks} == {SourceType.RUNBOOK}
     kb.close()
+
+
+def test_how_do_i_questions_quote_the_mitigation_section(shipped_kb):
+    """The retrieved Diagnosis matches the symptoms best, but 'how do I stop it' is answered by
+    the runbook's Mitigation: the answer quotes and cites it."""
+    question = "Kafka consumer lag: the order-worker group keeps rebalancing. How do I stop the rebalance storm?"
+    assert shipped_kb.search(question).hits[0].chunk.section.endswith("Diagnosis")
+    ans = shipped_kb.ask(question)
+    parts = [c for c in shipped_kb.store.chunks("runbooks/kafka-consumer-lag.md") if c.section.endswith("Mitigation")]
+    start, end = min(c.line_start for c in parts), max(c.line_end for c in parts)
+    cited = [c for c in ans.citations if c.path == "runbooks/kafka-consumer-lag.md"]
+    assert cited and any(c.lines and c.lines[0] <= end and c.lines[1] >= start for c in cited), ans.citation_block
