@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -138,11 +139,12 @@ SECTION_ASKS: list[tuple[re.Pattern[str], re.Pattern[str]]] = [
 ]
 
 
-def nearest_paths(path: str, candidates: list[str]) -> list[str]:
+@lru_cache(maxsize=4096)
+def nearest_paths(path: str, candidates: tuple[str, ...]) -> list[str]:
     """The candidates in the folder tree closest to ``path`` (most leading folders in common): a
     runbook's rule is the one in its own repository, not a same-named rule in a copy elsewhere."""
     if len(candidates) < 2:
-        return candidates
+        return list(candidates)
     here = path.split("/")[:-1]
 
     def shared(p: str) -> int:
@@ -153,8 +155,9 @@ def nearest_paths(path: str, candidates: list[str]) -> list[str]:
             n += 1
         return n
 
-    best = max(shared(p) for p in candidates)
-    return [p for p in candidates if shared(p) == best]
+    depth = {p: shared(p) for p in candidates}
+    best = max(depth.values())
+    return [p for p in candidates if depth[p] == best]
 
 
 def parse_filters(filters: SearchFilters | Mapping[str, Any] | None) -> SearchFilters | None:
@@ -335,8 +338,10 @@ class KnowledgeBase:
                 continue
             for kind, name in sorted(link_names(h.chunk)):
                 want = ("runbook" if kind == "rule" else "rule", name)
-                paths = nearest_paths(h.chunk.path, [p for p in links.get(f"{want[0]}:{name}", []) if p != h.chunk.path])
-                if want in present or not paths:
+                if want in present:
+                    continue
+                paths = nearest_paths(h.chunk.path, tuple(p for p in links.get(f"{want[0]}:{name}", []) if p != h.chunk.path))
+                if not paths:
                     continue
                 scoped = SearchFilters(**{**vars(flt), "paths": [p for p in paths if not flt.paths or p in flt.paths]}) if flt else SearchFilters(paths=paths)
                 if not scoped.paths:
