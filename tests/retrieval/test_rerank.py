@@ -116,3 +116,25 @@ def test_settings_pick_the_second_stage(tmp_path):
         make_reranker(Settings(reranker="gemini"))
     with pytest.raises(ConfigError, match="not a local folder"):
         make_reranker(Settings(reranker_model=str(tmp_path / "missing")))
+
+
+def test_settings_pick_the_intent_classifier(tmp_path):
+    from retrieval.embedding import HashEmbedder
+    from retrieval.errors import ConfigError
+    from retrieval.intent import EmbeddingIntentClassifier, GeminiIntentClassifier, make_classifier
+    from retrieval.settings import Settings
+
+    assert isinstance(make_classifier(Settings(model_cache=tmp_path), HashEmbedder()), EmbeddingIntentClassifier)
+    assert isinstance(make_classifier(Settings(model_cache=tmp_path, intent_classifier="gemini", google_api_key="k"), HashEmbedder()),
+                      GeminiIntentClassifier)
+    with pytest.raises(ConfigError, match="GOOGLE_API_KEY"):
+        make_classifier(Settings(model_cache=tmp_path, intent_classifier="gemini"), HashEmbedder())
+
+
+def test_companions_come_from_the_nearest_folder_tree():
+    from retrieval.kb import nearest_paths
+
+    rules = ("configs/rules.yml", "copies/a/configs/rules.yml", "copies/b/configs/rules.yml")
+    assert nearest_paths("copies/a/runbooks/x.md", rules) == ["copies/a/configs/rules.yml"]
+    assert nearest_paths("copies/b/runbooks/x.md", rules[:2]) == ["copies/a/configs/rules.yml"]  # same top folder
+    assert nearest_paths("runbooks/x.md", rules) == list(rules)  # none closer than another: all
