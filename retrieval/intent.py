@@ -195,7 +195,7 @@ class GeminiIntentClassifier:
             word = (resp.text or "").strip().lower().split()[0].strip(".,:")
             return Intent(word)
         except Exception as exc:  # network, key, or an unexpected word: the offline answer is good enough
-            log.warning("gemini intent classification failed (%s); using rules", exc)
+            log.warning("gemini intent classification failed (%s); using the offline classifier", exc)
             return self._fallback.classify(question, vector)
 
 
