@@ -256,8 +256,8 @@ class SecondStageReranker:
         self.first = first or FeatureReranker()
         self.depth = depth
 
-    def order(self, question: str, head: list[Hit]) -> list[int] | None:
-        """The head's indices, best first (None: keep the feature order)."""
+    def order(self, question: str, head: list[Hit]) -> list[int]:
+        """The head's indices, best first; raises when the judge cannot answer."""
         raise NotImplementedError
 
     def rerank(self, question: str, hits: list[Hit], strategy: Strategy) -> list[Hit]:
@@ -269,8 +269,6 @@ class SecondStageReranker:
             order = self.order(question, head)
         except Exception as exc:  # a model or a network failing must not fail the search
             log.warning("%s reranking failed (%s: %s); keeping the feature order", self.name, type(exc).__name__, exc)
-            order = None
-        if order is None:
             return ranked
         order = list(dict.fromkeys(i for i in order if 0 <= i < len(head)))
         order += [i for i in range(len(head)) if i not in order]  # anything the judge left out keeps its place after
@@ -301,7 +299,7 @@ class CrossEncoderReranker(SecondStageReranker):
 
         self._model = CrossEncoder(str(Path(model).expanduser()), device="cpu")
 
-    def order(self, question: str, head: list[Hit]) -> list[int] | None:
+    def order(self, question: str, head: list[Hit]) -> list[int]:
         scores = self._model.predict([(question, passage(h)) for h in head], show_progress_bar=False)
         for h, s in zip(head, scores, strict=True):
             h.scores["cross_encoder"] = float(s)
@@ -317,7 +315,7 @@ class GeminiReranker(SecondStageReranker):
         super().__init__(first, depth)
         self._client, self._model = client, model
 
-    def order(self, question: str, head: list[Hit]) -> list[int] | None:
+    def order(self, question: str, head: list[Hit]) -> list[int]:
         numbered = "\n\n".join(f"[{i}] {passage(h, 800)}" for i, h in enumerate(head, 1))
         prompt = (
             "You rank knowledge-base passages for an on-call SRE. Order the numbered passages by how directly they "

@@ -296,19 +296,20 @@ class EdgeStore:
 
     def dense_search(self, vector: np.ndarray, limit: int, filters: SearchFilters | None = None) -> list[Hit]:
         qe = self._qe
-        req = qe.QueryRequest(limit=limit, query=qe.Query.Nearest(vector.tolist(), using="dense"), filter=self._filter(filters), with_payload=False)
-        with self._lock:
-            found = [(p.id, p.score) for p in self._shard.query(req)]
-            chunks = self._cached_chunks([i for i, _ in found])
-        return [_hit(i, score, chunks[i]) for i, score in found if i in chunks]
+        return self._query_hits(
+            qe.QueryRequest(limit=limit, query=qe.Query.Nearest(vector.tolist(), using="dense"), filter=self._filter(filters), with_payload=False)
+        )
 
     def sparse_search(self, vector: SparseVec, limit: int, filters: SearchFilters | None = None) -> list[Hit]:
         qe = self._qe
         if not vector[0]:
             return []
-        req = qe.QueryRequest(
-            limit=limit, query=qe.Query.Nearest(qe.SparseVector(*vector), using="bm25"), filter=self._filter(filters), with_payload=False
+        return self._query_hits(
+            qe.QueryRequest(limit=limit, query=qe.Query.Nearest(qe.SparseVector(*vector), using="bm25"), filter=self._filter(filters), with_payload=False)
         )
+
+    def _query_hits(self, req: Any) -> list[Hit]:
+        """Run an ids-only engine query and read its chunks through the cache."""
         with self._lock:
             found = [(p.id, p.score) for p in self._shard.query(req)]
             chunks = self._cached_chunks([i for i, _ in found])
