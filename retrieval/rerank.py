@@ -25,7 +25,7 @@ from retrieval.errors import ConfigError
 from retrieval.settings import Settings
 from retrieval.strategy import Strategy
 from retrieval.text import content_terms, identifiers, mentions, term_set
-from retrieval.types import Hit, SourceType, link_names
+from retrieval.types import Chunk, Hit, SourceType, link_names
 
 log = logging.getLogger(__name__)
 
@@ -98,23 +98,49 @@ SECTION_CUES: dict[str, re.Pattern[str]] = {
 LOW_VALUE_SECTION = re.compile(r"^(related|references?|see also|further reading|links|changelog|table of contents)\b", re.I)
 
 
-def _haystack(hit: Hit) -> str:
-    """Where an identifier may be found, lower-cased (cached: the same chunks come back query after query)."""
-    c = hit.chunk
+@dataclass(frozen=True)
+class _Facts:
+    """What the features read of a chunk, computed once per chunk object (the embedded store
+    hands out the same objects query after query)."""
+
+    hay: str  # path, title, section, named fields and text, lower-cased: where identifiers are found
+    head: str  # title, section, alert and incident id, lower-cased
+    head_terms: frozenset[str]
+    path: str  # lower-cased
+    path_parts: frozenset[str]  # its directories and file name
+    is_rule: bool
+    day: date | None  # an incident's date
+
+
+_FACTS: dict[int, tuple[Chunk, _Facts]] = {}
+_FACTS_MAX = 16384
+
+
+def _facts(c: Chunk) -> _Facts:
+    entry = _FACTS.get(id(c))
+    if entry is not None and entry[0] is c:  # the entry holds the chunk, so its id cannot be reused
+        return entry[1]
     extra = " ".join(str(v) for k, v in c.meta.items() if k in ("alert", "rule", "incident_id", "aliases", "name", "receiver"))
-    return _lower_joined(c.path, c.title, c.section, extra, c.text)
-
-
-@lru_cache(maxsize=16384)
-def _lower_joined(*parts: str) -> str:
-    return "\n".join(parts).lower()
-
-
-@lru_cache(maxsize=16384)
-def _path_parts(path: str) -> tuple[str, frozenset[str]]:
-    """A path lower-cased, and its directories and file name."""
-    low = path.lower()
-    return low, frozenset(low.split("/"))
+    path = c.path.lower()
+    day = None
+    if c.source_type is SourceType.INCIDENT and c.meta.get("date"):
+        try:
+            day = date.fromisoformat(str(c.meta["date"])[:10])
+        except ValueError:
+            day = None
+    f = _Facts(
+        hay="\n".join((c.path, c.title, c.section, extra, c.text)).lower(),
+        head=f"{c.title} {c.section} {c.meta.get('alert', '')} {c.meta.get('incident_id', '')}".lower(),
+        head_terms=term_set(f"{c.title} {c.section}"),
+        path=path,
+        path_parts=frozenset(path.split("/")),
+        is_rule=c.source_type is SourceType.CONFIG and bool(c.meta.get("alert") or c.meta.get("rule")),
+        day=day,
+    )
+    if len(_FACTS) >= _FACTS_MAX:
+        _FACTS.clear()
+    _FACTS[id(c)] = (c, f)
+    return f
 
 
 @lru_cache(maxsize=16384)
@@ -127,14 +153,6 @@ def section_value(section: str, intent: str) -> float:
     return 1.0 if cue and cue.search(section) else 0.0
 
 
-@lru_cache(maxsize=4096)
-def _day(text: str) -> date | None:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        return None
-
-
 class FeatureReranker:
     """Weighted features; offline and deterministic."""
 
@@ -144,13 +162,16 @@ class FeatureReranker:
     def features(self, question: str, hits: Sequence[Hit], strategy: Strategy) -> list[dict[str, float]]:
         if not hits:
             return []
-        idents = [i for i in identifiers(question)]
-        terms = content_terms(question)
+        idents = identifiers(question)
+        # An identifier in the title, section, alert or incident id counts double.
+        in_head = [re.compile(rf"(?<![\w-]){re.escape(i.lower())}(?![\w-])") for i in idents]
+        terms = set(content_terms(question))
         max_fused = max(h.scores.get("fused", h.score) for h in hits) or 1.0
         max_bm25 = max((h.scores.get("bm25", 0.0) for h in hits), default=0.0) or 1.0
-        hay_lower = [_haystack(h) for h in hits]
+        facts = [_facts(h.chunk) for h in hits]
         # An identifier found in most candidates says little; one found in few says a lot.
-        ident_df = {i: sum(1 for x in hay_lower if mentions(i, x)) for i in idents}
+        found = [[mentions(i, x.hay) for x in facts] for i in idents]
+        rarity = [1.0 - (sum(f) - 1) / max(1, len(hits)) for f in found]
         today = date.today()
         definition = bool(RULE_DEFINITION.search(question))
         # File names, directories and service names the question spells out (etcd3_alert.rules.yml,
@@ -161,53 +182,35 @@ class FeatureReranker:
             per_file[h.chunk.path] = per_file.get(h.chunk.path, 0) + 1
         most = max(per_file.values())
         out = []
-        for h, low in zip(hits, hay_lower, strict=True):
+        for n, (h, x) in enumerate(zip(hits, facts, strict=True)):
             c = h.chunk
-            f: dict[str, float] = {}
-            f["fused"] = h.scores.get("fused", h.score) / max_fused
-            f["dense"] = h.scores.get("dense", 0.0)
-            f["bm25"] = h.scores.get("bm25", 0.0) / max_bm25
             ident = 0.0
-            if idents:
-                head = f"{c.title} {c.section} {c.meta.get('alert', '')} {c.meta.get('incident_id', '')}".lower()
-                for i in idents:
-                    il = i.lower()
-                    if ident_df[i] and mentions(i, low):
-                        rarity = 1.0 - (ident_df[i] - 1) / max(1, len(hits))
-                        ident += rarity * (2.0 if re.search(rf"(?<![\w-]){re.escape(il)}(?![\w-])", head) else 1.0)
-                ident /= len(idents)
-            f["ident"] = ident
-            if terms:
-                head_terms = term_set(f"{c.title} {c.section}")
-                f["title"] = sum(1 for t in terms if t in head_terms) / len(terms)
-            else:
-                f["title"] = 0.0
-            f["prior"] = strategy.type_prior.get(c.source_type, 0.5)
-            rec = 0.0
-            if c.source_type is SourceType.INCIDENT and c.meta.get("date"):
-                day = _day(str(c.meta["date"])[:10])
-                if day is not None:
-                    rec = math.exp(-max(0, (today - day).days) / 730.0)
-            f["recency"] = rec
-            # The question names the file or its project/directory (etcd3_alert.rules.yml, kube-prometheus).
-            if path_words:
-                path_l, parts = _path_parts(c.path)
-                f["path"] = 1.0 if any(w in parts or w in path_l for w in path_words) else 0.0
-            else:
-                f["path"] = 0.0
-            f["section"] = section_value(c.section, strategy.name)
-            is_rule = c.source_type is SourceType.CONFIG and bool(c.meta.get("alert") or c.meta.get("rule"))
-            f["rule"] = (1.0 if definition else -1.0) if is_rule else 0.0
-            # Several candidate sections from one file: the file as a whole is on topic.
-            f["support"] = (per_file[c.path] - 1) / most if most > 1 else 0.0
-            out.append(f)
+            for j in range(len(idents)):
+                if found[j][n]:
+                    ident += rarity[j] * (2.0 if in_head[j].search(x.head) else 1.0)
+            out.append({
+                "fused": h.scores.get("fused", h.score) / max_fused,
+                "dense": h.scores.get("dense", 0.0),
+                "bm25": h.scores.get("bm25", 0.0) / max_bm25,
+                "ident": ident / len(idents) if idents else 0.0,
+                "title": len(terms & x.head_terms) / len(terms) if terms else 0.0,
+                "prior": strategy.type_prior.get(c.source_type, 0.5),
+                "recency": math.exp(-max(0, (today - x.day).days) / 730.0) if x.day is not None else 0.0,
+                # The question names the file or its project/directory (etcd3_alert.rules.yml, kube-prometheus).
+                "path": 1.0 if path_words and any(w in x.path_parts or w in x.path for w in path_words) else 0.0,
+                "section": section_value(c.section, strategy.name),
+                "rule": ((1.0 if definition else -1.0) if x.is_rule else 0.0),
+                # Several candidate sections from one file: the file as a whole is on topic.
+                "support": (per_file[c.path] - 1) / most if most > 1 else 0.0,
+            })
         return out
 
     def rerank(self, question: str, hits: list[Hit], strategy: Strategy) -> list[Hit]:
         w = self.weights
         feats = self.features(question, hits, strategy)
+        keys = tuple(f"f_{k}" for k in feats[0]) if feats else ()  # every feature dict lists the same keys in one order
         for h, f in zip(hits, feats, strict=True):
-            h.scores.update({f"f_{k}": v for k, v in f.items()})
+            h.scores.update(zip(keys, f.values(), strict=True))
             h.score = (
                 w.fused * f["fused"] + w.dense * f["dense"] + w.bm25 * f["bm25"] + w.ident * f["ident"]
                 + w.title * f["title"] + w.prior * f["prior"] + w.recency * f["recency"] + w.path * f["path"] + w.rule * f["rule"]

@@ -6,8 +6,8 @@
   ``":memory:"`` gives qdrant-client's local mode, used by tests as a double of the server path.
 
 Both keep one collection layout: named dense vector ``dense`` (cosine) and named sparse vector
-``bm25`` (IDF modifier) plus the chunk as payload; point ids are uuid5(path#key) so re-ingest
-overwrites instead of duplicating. Hybrid search is one engine query: a dense prefetch and a
+``bm25`` (IDF modifier) plus the chunk as payload; point ids derive from uuid5(path#key) so
+re-ingest overwrites instead of duplicating (the embedded store uses 63 of its bits as an integer id). Hybrid search is one engine query: a dense prefetch and a
 BM25 prefetch fused by (weighted) RRF inside Qdrant. Each backend also keeps one record per
 ingested file (hash, size, chunk count) that drives incremental ingestion.
 """
@@ -41,8 +41,21 @@ INDEXED_FIELDS = {"path": "keyword", "source_type": "keyword", "meta.service": "
 
 
 def point_id(path: str, key: str) -> str:
-    """Deterministic point id of one chunk."""
+    """Deterministic point id of one chunk (the server store's)."""
     return str(uuid.uuid5(POINT_NAMESPACE, f"{path}#{key}"))
+
+
+def point_number(path: str, key: str) -> int:
+    """The embedded store's point id of one chunk: the top 63 bits of :func:`point_id`'s UUID.
+    Integer ids cost the engine's Python side far less than UUIDs, which it builds as ``uuid.UUID``
+    objects with a Python ``__hash__``: 0.7 ms of a 100k-chunk search. Two chunks would share a
+    number with probability n^2 / 2^64 (5e-8 at a million chunks)."""
+    return uuid.uuid5(POINT_NAMESPACE, f"{path}#{key}").int >> 65
+
+
+# The embedded store's point id scheme, recorded in store.json; a store from before it holds UUID
+# ids and is converted in place when opened.
+POINT_IDS = "u63"
 
 
 @dataclass
@@ -140,8 +153,10 @@ def _hit(pid: Any, score: float, payload: dict[str, Any] | Chunk | None) -> Hit:
 
 
 def _with_channel_scores(fused: list[tuple[Any, float, Any]], dense: list[tuple[Any, float]], sparse: list[tuple[Any, float]]) -> list[Hit]:
-    """Fused hits carrying their dense cosine and BM25 score (a candidate missing from a channel's
-    list scored below that list's last entry: it gets that floor, or 0 for BM25)."""
+    """Fused hits carrying their dense cosine and BM25 score. ``dense`` is the dense channel's own
+    list: a candidate missing from it scored below its last entry and gets that floor (measured:
+    each candidate's exact cosine instead, real nDCG@10 0.951 -> 0.950). ``sparse`` holds the
+    candidates' BM25 scores (0 for one sharing no term with the question)."""
     dense_by_id = dict(dense)  # ids as the backend gives them (UUIDs or strings), the same in all three lists
     sparse_by_id = dict(sparse)
     dense_floor = min(dense_by_id.values(), default=0.0)
@@ -186,13 +201,16 @@ class EdgeStore:
         try:
             if (shard_dir / "wal").exists():
                 self._shard = qe.EdgeShard.load(str(shard_dir))
+                if json.loads(meta_path.read_text() if meta_path.exists() else "{}").get("point_ids") != POINT_IDS:
+                    self._renumber_points()
+                    meta_path.write_text(json.dumps({"dim": dim, "model": model, "backend": "edge", "point_ids": POINT_IDS}))
             else:
                 self.directory.mkdir(parents=True, exist_ok=True)
                 self._shard = qe.EdgeShard.create(str(shard_dir), config)
                 for key, kind in INDEXED_FIELDS.items():
                     schema = qe.PayloadSchemaType.Datetime if kind == "datetime" else qe.PayloadSchemaType.Keyword
                     self._shard.update(qe.UpdateOperation.create_field_index(key, schema))
-                meta_path.write_text(json.dumps({"dim": dim, "model": model, "backend": "edge"}))
+                meta_path.write_text(json.dumps({"dim": dim, "model": model, "backend": "edge", "point_ids": POINT_IDS}))
         except Exception as exc:
             if "WouldBlock" in str(exc) or "lock" in str(exc).lower():
                 raise StoreLockedError(
@@ -212,6 +230,31 @@ class EdgeStore:
                 "CREATE TABLE IF NOT EXISTS sources (path TEXT PRIMARY KEY, root TEXT, source_type TEXT, sha256 TEXT,"
                 " size INTEGER, chunks INTEGER, ingested_at TEXT, title TEXT, pipeline TEXT)"
             )
+
+    def _renumber_points(self) -> None:
+        """Give every point with a UUID id (a store written before integer ids) its integer id:
+        upsert the copy, then delete the original, a batch at a time. Safe to stop and rerun: a
+        point already copied is copied again onto itself, and store.json records the new scheme
+        only at the end."""
+        qe = self._qe
+        offset = None
+        renamed = 0
+        while True:
+            records, offset = self._shard.scroll(qe.ScrollRequest(offset=offset, limit=256, with_payload=True, with_vector=True))
+            old = [r for r in records if not isinstance(r.id, int)]
+            if old:
+                if not renamed:
+                    log.info("store %s holds UUID point ids (an older sre-kb): giving its points integer ids, once", self.directory)
+                copies = [qe.Point(point_number(str(r.payload.get("path", "")), str(r.payload.get("key", ""))), r.vector, r.payload) for r in old if r.payload]
+                self._shard.update(qe.UpdateOperation.upsert_points(copies))
+                self._shard.update(qe.UpdateOperation.delete_points([r.id for r in old]))
+                renamed += len(old)
+            if offset is None:
+                break
+        if renamed:
+            log.info("store %s: %d points renumbered", self.directory, renamed)
+            self._shard.optimize()
+            self._shard.flush()
 
     def _db(self) -> sqlite3.Connection:
         db = sqlite3.connect(self._db_path, timeout=10)
@@ -235,7 +278,7 @@ class EdgeStore:
         qe = self._qe
         points = [
             qe.Point(
-                point_id(c.path, c.key),
+                point_number(c.path, c.key),
                 {"dense": dense[i].tolist(), "bm25": qe.SparseVector(list(sparse[i][0]), list(sparse[i][1]))},
                 _payload(c, file_hash),
             )
@@ -283,14 +326,18 @@ class EdgeStore:
             filter=flt,
             with_payload=False,
         )
-        # The per-channel lists ride in the same planned batch: they give the reranker each
-        # candidate's dense cosine and BM25 score at no extra engine pass.
+        # The reranker wants each candidate's dense cosine and BM25 score; the fused query gives only
+        # its RRF score. The dense list rides in the same batch; the BM25 scores are read for the
+        # candidates alone (a has-id filter): 2.5 vs 2.9 ms at 100k chunks for a full BM25 list.
         dense = qe.QueryRequest(limit=query.prefetch, query=dense_q, filter=flt, with_payload=False)
-        sparse = qe.QueryRequest(limit=query.prefetch, query=sparse_q, filter=flt, with_payload=False)
         with self._lock:
-            f, d, sp = self._shard.query_batch(qe.QueryBatchRequest([fused, dense, sparse]))
+            f, d = self._shard.query_batch(qe.QueryBatchRequest([fused, dense]))
             fused_ids = [(p.id, p.score) for p in f]
-            chunks = self._cached_chunks([i for i, _ in fused_ids])
+            ids = [i for i, _ in fused_ids]
+            sp = self._shard.query(
+                qe.QueryRequest(limit=len(ids), query=sparse_q, filter=qe.Filter(must=[qe.HasIdCondition(set(ids))]), with_payload=False)
+            ) if ids and query.sparse[0] else []
+            chunks = self._cached_chunks(ids)
         return _with_channel_scores([(i, score, chunks[i]) for i, score in fused_ids if i in chunks],
                                     [(p.id, p.score) for p in d], [(p.id, p.score) for p in sp])
 

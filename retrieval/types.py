@@ -60,22 +60,35 @@ class Chunk:
         return cls(source_type=SourceType(payload["source_type"]), meta=dict(payload.get("meta") or {}), **known)
 
 
-def link_names(chunk: Chunk) -> set[tuple[str, str]]:
+_LINKS: dict[int, tuple[Chunk, frozenset[tuple[str, str]]]] = {}
+
+
+def link_names(chunk: Chunk) -> frozenset[tuple[str, str]]:
     """What a chunk is, for linking an alert rule with its runbook: ('rule', name) for an alert
     rule (its alert and the last part of its ``runbook_url``), ('runbook', name) for a runbook
-    (its file name and alert); else none."""
+    (its file name and alert); else none. Remembered per chunk object (search asks for the same
+    chunks' links several times a query)."""
+    entry = _LINKS.get(id(chunk))
+    if entry is not None and entry[0] is chunk:  # the entry holds the chunk, so its id cannot be reused
+        return entry[1]
+    names: set[str] = set()
+    kind = ""
     if chunk.source_type is SourceType.CONFIG and chunk.meta.get("alert"):
-        names = {str(chunk.meta["alert"]).lower()}
+        kind = "rule"
+        names.add(str(chunk.meta["alert"]).lower())
         url = str(chunk.meta.get("runbook_url") or "")
         if url:
             names.add(url.rstrip("/").rsplit("/", 1)[-1].lower().removesuffix(".md"))
-        return {("rule", n) for n in names}
-    if chunk.source_type is SourceType.RUNBOOK:
-        names = {chunk.path.rsplit("/", 1)[-1].lower().removesuffix(".md")}
+    elif chunk.source_type is SourceType.RUNBOOK:
+        kind = "runbook"
+        names.add(chunk.path.rsplit("/", 1)[-1].lower().removesuffix(".md"))
         if chunk.meta.get("alert"):
             names.add(str(chunk.meta["alert"]).lower())
-        return {("runbook", n) for n in names}
-    return set()
+    links = frozenset((kind, n) for n in names)
+    if len(_LINKS) >= 16384:
+        _LINKS.clear()
+    _LINKS[id(chunk)] = (chunk, links)
+    return links
 
 
 @dataclass

@@ -9,7 +9,7 @@ import pytest
 
 from retrieval.errors import ConfigError, StoreLockedError, StoreNotFoundError
 from retrieval.sparse import default_bm25
-from retrieval.store import EdgeStore, HybridQuery, SearchFilters, point_id
+from retrieval.store import POINT_IDS, EdgeStore, HybridQuery, SearchFilters, point_id, point_number
 from retrieval.types import Chunk, SourceRecord, SourceType
 
 DOCS = [
@@ -46,7 +46,23 @@ def test_hybrid_search_finds_exact_identifier_and_meaning(make_store, embedder):
     assert hits[0].chunk.path == "configs/rules.yml"
     hits = store.hybrid(_query(embedder, "the etcd cluster lost its leader", limit=3))
     assert hits[0].chunk.path == "runbooks/etcd.md"
-    assert hits[0].id == point_id("runbooks/etcd.md", "k")
+    # The embedded store numbers its points (cheaper than UUIDs in Python); the server keeps UUIDs.
+    assert hits[0].id == (str(point_number("runbooks/etcd.md", "k")) if isinstance(store, EdgeStore) else point_id("runbooks/etcd.md", "k"))
+
+
+def test_hybrid_hits_carry_each_channels_score(make_store, embedder):
+    """The reranker reads every candidate's dense cosine and BM25 score beside the fused score."""
+    store = make_store(embedder.dim, embedder.name)
+    _fill(store, embedder)
+    q = _query(embedder, "disk full WAL volume", limit=5, prefetch=5)
+    hits = store.hybrid(q)
+    assert len(hits) == len(DOCS)
+    for h in hits:
+        cosine = float(np.dot(q.dense, embedder.embed_batch([h.chunk.embed_text()])[0]))
+        assert h.scores["dense"] == pytest.approx(cosine, abs=1e-3)
+    bm25 = {h.chunk.path: h.scores["bm25"] for h in hits}
+    assert bm25["incidents/a.md"] > 0 and bm25["incidents/b.md"] > 0  # they share the words
+    assert bm25["configs/rules.yml"] == 0.0  # no word in common
 
 
 def test_search_sees_every_write(make_store, embedder):
@@ -109,6 +125,34 @@ def test_edge_store_reopens_with_its_data(tmp_path, fake_embedder):
     s.close()
     s = EdgeStore(tmp_path / "s", fake_embedder.dim, fake_embedder.name, create=False)
     assert [x.text for x in s.chunks()] == ["hello world"]
+    s.close()
+
+
+def test_edge_store_gives_an_old_stores_uuid_points_integer_ids(tmp_path, fake_embedder):
+    """A store written before integer ids is converted when opened: same chunks, no duplicates."""
+    import json
+
+    s = EdgeStore(tmp_path / "s", fake_embedder.dim, fake_embedder.name)
+    chunks = _chunks()
+    qe = s._qe
+    dense = fake_embedder.embed_batch([c.embed_text() for c in chunks])
+    bm25 = default_bm25()
+    vectors = [{"dense": dense[i].tolist(), "bm25": qe.SparseVector(*bm25.document(c.embed_text()))} for i, c in enumerate(chunks)]
+    s._shard.update(qe.UpdateOperation.upsert_points([
+        qe.Point(point_id(c.path, c.key), vectors[i], {**c.to_payload(), "file_hash": "h"}) for i, c in enumerate(chunks)
+    ]))
+    s.close()
+    meta = tmp_path / "s" / "store.json"
+    meta.write_text(json.dumps({k: v for k, v in json.loads(meta.read_text()).items() if k != "point_ids"}))
+    s = EdgeStore(tmp_path / "s", fake_embedder.dim, fake_embedder.name, create=False)
+    assert s.count() == len(DOCS)
+    assert json.loads(meta.read_text())["point_ids"] == POINT_IDS
+    hits = s.hybrid(HybridQuery(dense=fake_embedder.embed_batch(["etcd leader"])[0], sparse=bm25.query("etcd leader"), limit=10))
+    assert sorted(h.chunk.path for h in hits) == sorted(c.path for c in chunks)
+    assert {h.id for h in hits} == {str(point_number(c.path, c.key)) for c in chunks}
+    # Re-ingesting a chunk overwrites its converted point instead of adding one.
+    s.upsert(chunks[:1], dense[:1], [bm25.document(chunks[0].embed_text())], "h2")
+    assert s.count() == len(DOCS)
     s.close()
 
 
