@@ -34,3 +34,18 @@ def test_unknown_model_is_a_clear_error(tmp_path):
 
     with pytest.raises(ConfigError, match="SRE_KB_EMBEDDING_MODEL"):
         make_embedder(Settings(embedding_model=str(tmp_path / "nope"), model_cache=tmp_path))
+
+
+def test_attention_fusion_leaves_a_graph_it_cannot_fuse_as_it_is(tmp_path, caplog):
+    """Another architecture, or a graph the optimiser fails on, keeps the plain export (correct, only slower)."""
+    from types import SimpleNamespace
+
+    from retrieval.embedding import _fuse_attention
+
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"not an onnx graph")
+    _fuse_attention(path, SimpleNamespace(model_type="gpt2", num_attention_heads=12, hidden_size=768))
+    assert path.read_bytes() == b"not an onnx graph"
+    _fuse_attention(path, SimpleNamespace(model_type="bert", num_attention_heads=12, hidden_size=384))
+    assert path.read_bytes() == b"not an onnx graph"
+    assert "keeping the plain export" in caplog.text
