@@ -25,7 +25,7 @@ from retrieval.errors import ConfigError
 from retrieval.settings import Settings
 from retrieval.strategy import Strategy
 from retrieval.text import content_terms, identifiers, mentions, term_set
-from retrieval.types import Chunk, Hit, SourceType, link_names
+from retrieval.types import Chunk, Hit, SourceType, link_names, per_chunk
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,7 @@ LOW_VALUE_SECTION = re.compile(r"^(related|references?|see also|further reading|
 
 @dataclass(frozen=True)
 class _Facts:
-    """What the features read of a chunk, computed once per chunk object (the embedded store
-    hands out the same objects query after query)."""
+    """What the features read of a chunk, computed once per chunk object."""
 
     hay: str  # path, title, section, named fields and text, lower-cased: where identifiers are found
     head: str  # title, section, alert and incident id, lower-cased
@@ -112,14 +111,8 @@ class _Facts:
     day: date | None  # an incident's date
 
 
-_FACTS: dict[int, tuple[Chunk, _Facts]] = {}
-_FACTS_MAX = 16384
-
-
+@per_chunk
 def _facts(c: Chunk) -> _Facts:
-    entry = _FACTS.get(id(c))
-    if entry is not None and entry[0] is c:  # the entry holds the chunk, so its id cannot be reused
-        return entry[1]
     extra = " ".join(str(v) for k, v in c.meta.items() if k in ("alert", "rule", "incident_id", "aliases", "name", "receiver"))
     path = c.path.lower()
     day = None
@@ -128,7 +121,7 @@ def _facts(c: Chunk) -> _Facts:
             day = date.fromisoformat(str(c.meta["date"])[:10])
         except ValueError:
             day = None
-    f = _Facts(
+    return _Facts(
         hay="\n".join((c.path, c.title, c.section, extra, c.text)).lower(),
         head=f"{c.title} {c.section} {c.meta.get('alert', '')} {c.meta.get('incident_id', '')}".lower(),
         head_terms=term_set(f"{c.title} {c.section}"),
@@ -137,10 +130,6 @@ def _facts(c: Chunk) -> _Facts:
         is_rule=c.source_type is SourceType.CONFIG and bool(c.meta.get("alert") or c.meta.get("rule")),
         day=day,
     )
-    if len(_FACTS) >= _FACTS_MAX:
-        _FACTS.clear()
-    _FACTS[id(c)] = (c, f)
-    return f
 
 
 @lru_cache(maxsize=16384)

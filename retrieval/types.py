@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 
 class SourceType(str, Enum):
@@ -60,35 +62,46 @@ class Chunk:
         return cls(source_type=SourceType(payload["source_type"]), meta=dict(payload.get("meta") or {}), **known)
 
 
-_LINKS: dict[int, tuple[Chunk, frozenset[tuple[str, str]]]] = {}
+T = TypeVar("T")
 
 
+def per_chunk(fn: Callable[[Chunk], T]) -> Callable[[Chunk], T]:
+    """Remember ``fn``'s result per chunk object: search asks the same questions of the same
+    chunks (the embedded store hands out one object per chunk) several times a query. A chunk is
+    not changed after it is built; a rewritten chunk is a new object."""
+    memo: dict[int, tuple[Chunk, T]] = {}
+
+    @functools.wraps(fn)
+    def remembered(chunk: Chunk) -> T:
+        entry = memo.get(id(chunk))
+        if entry is not None and entry[0] is chunk:  # the entry holds the chunk, so its id cannot be reused
+            return entry[1]
+        value = fn(chunk)
+        if len(memo) >= 16384:
+            memo.clear()
+        memo[id(chunk)] = (chunk, value)
+        return value
+
+    return remembered
+
+
+@per_chunk
 def link_names(chunk: Chunk) -> frozenset[tuple[str, str]]:
     """What a chunk is, for linking an alert rule with its runbook: ('rule', name) for an alert
     rule (its alert and the last part of its ``runbook_url``), ('runbook', name) for a runbook
-    (its file name and alert); else none. Remembered per chunk object (search asks for the same
-    chunks' links several times a query)."""
-    entry = _LINKS.get(id(chunk))
-    if entry is not None and entry[0] is chunk:  # the entry holds the chunk, so its id cannot be reused
-        return entry[1]
-    names: set[str] = set()
-    kind = ""
+    (its file name and alert); else none."""
     if chunk.source_type is SourceType.CONFIG and chunk.meta.get("alert"):
-        kind = "rule"
-        names.add(str(chunk.meta["alert"]).lower())
+        names = {str(chunk.meta["alert"]).lower()}
         url = str(chunk.meta.get("runbook_url") or "")
         if url:
             names.add(url.rstrip("/").rsplit("/", 1)[-1].lower().removesuffix(".md"))
-    elif chunk.source_type is SourceType.RUNBOOK:
-        kind = "runbook"
-        names.add(chunk.path.rsplit("/", 1)[-1].lower().removesuffix(".md"))
+        return frozenset(("rule", n) for n in names)
+    if chunk.source_type is SourceType.RUNBOOK:
+        names = {chunk.path.rsplit("/", 1)[-1].lower().removesuffix(".md")}
         if chunk.meta.get("alert"):
             names.add(str(chunk.meta["alert"]).lower())
-    links = frozenset((kind, n) for n in names)
-    if len(_LINKS) >= 16384:
-        _LINKS.clear()
-    _LINKS[id(chunk)] = (chunk, links)
-    return links
+        return frozenset(("runbook", n) for n in names)
+    return frozenset()
 
 
 @dataclass
