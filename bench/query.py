@@ -1,6 +1,6 @@
 """Query benchmark: sre-kb search latency at 1k / 10k / 100k chunks beside a LlamaIndex default hybrid pipeline.
 
-    python bench/query.py [--sizes 1000,10000,100000] [--baseline-questions 10] [--source-store DIR]
+    python bench/query.py [--sizes 1000,10000,100000] [--baseline-questions 30] [--source-store DIR]
 
 Source chunks: the shipped corpus (corpora/sre) and the real corpus (../shared/corpora/real,
 questions*.jsonl excluded) are ingested once into a temporary embedded store by the real
@@ -374,7 +374,7 @@ def spread(n: int, m: int) -> list[int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,10000,100000", help="comma-separated store sizes in chunks (default: %(default)s)")
-    parser.add_argument("--baseline-questions", type=int, default=10, metavar="N",
+    parser.add_argument("--baseline-questions", type=int, default=30, metavar="N",
                         help=f"questions the LlamaIndex baseline is timed on at sizes >= {LARGE:,} chunks; smaller sizes use every "
                              "question (default: %(default)s)")
     parser.add_argument("--baseline-insert-limit", type=float, default=600.0, metavar="S",
