@@ -48,9 +48,9 @@ def point_id(path: str, key: str) -> str:
 
 def point_number(path: str, key: str) -> int:
     """The embedded store's point id of one chunk: the top 63 bits of :func:`point_id`'s UUID.
-    Integer ids cost the engine's Python side far less than UUIDs, which it builds as ``uuid.UUID``
-    objects with a Python ``__hash__``: 0.4 ms of a 100k-chunk search in the bench. Two chunks would share a
-    number with probability n^2 / 2^64 (5e-8 at a million chunks)."""
+    Integer ids cost the engine's Python side far less than UUIDs, which it builds as
+    ``uuid.UUID`` objects with a Python ``__hash__``: 0.4 ms of a 100k-chunk search in the bench.
+    Two chunks would share a number with probability n^2 / 2^64 (5e-8 at a million chunks)."""
     return uuid.uuid5(POINT_NAMESPACE, f"{path}#{key}").int >> 65
 
 
@@ -159,7 +159,7 @@ def _with_channel_scores(fused: list[tuple[Any, float, Any]], dense: list[tuple[
     each candidate's exact cosine instead, real nDCG@10 0.951 -> 0.950). ``sparse`` holds BM25
     scores: the embedded store reads them for exactly the candidates, the server store takes the
     BM25 list from the same batch (one round trip); a candidate without one gets 0."""
-    dense_by_id = dict(dense)  # ids as the backend gives them (ints or UUID strings), the same in all three lists
+    dense_by_id = dict(dense)  # ids as the backend gives them (ints or UUID strings), the same in every list
     sparse_by_id = dict(sparse)
     dense_floor = min(dense_by_id.values(), default=0.0)
     hits = []
@@ -189,8 +189,8 @@ class EdgeStore:
         exists = (shard_dir / "wal").exists() or meta_path.exists()
         if not exists and not create:
             raise StoreNotFoundError(f"no index at {self.directory}: run `srekb ingest PATH --store {self.directory}` first")
+        meta: dict[str, Any] = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         if meta_path.exists():
-            meta = json.loads(meta_path.read_text())
             if meta.get("dim") != dim or meta.get("model") != model:
                 raise ConfigError(
                     f"store {self.directory} was built with model {meta.get('model')!r} (dim {meta.get('dim')}), "
@@ -203,7 +203,7 @@ class EdgeStore:
         try:
             if (shard_dir / "wal").exists():
                 self._shard = qe.EdgeShard.load(str(shard_dir))
-                if json.loads(meta_path.read_text() if meta_path.exists() else "{}").get("point_ids") != POINT_IDS:
+                if meta.get("point_ids") != POINT_IDS:
                     self._renumber_points()
                     meta_path.write_text(json.dumps({"dim": dim, "model": model, "backend": "edge", "point_ids": POINT_IDS}))
             else:
