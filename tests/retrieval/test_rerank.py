@@ -131,6 +131,24 @@ def test_settings_pick_the_intent_classifier(tmp_path):
         make_classifier(Settings(model_cache=tmp_path, intent_classifier="gemini"), HashEmbedder())
 
 
+def test_intent_cues_match_in_any_case():
+    import re
+
+    from retrieval.intent import CUES, RuleIntentClassifier
+    from retrieval.types import Intent
+
+    # The cues are matched against the lower-cased question, so a capital letter in one
+    # (outside an escape such as \b or \d) could never match.
+    for cues in CUES.values():
+        for cue in cues:
+            body = re.sub(r"\\[A-Za-z]", "", cue.pattern.pattern)
+            assert body == body.lower(), cue.pattern.pattern
+            assert not cue.pattern.flags & re.IGNORECASE
+    rules = RuleIntentClassifier()
+    assert rules.classify("What caused INC-2024-031 and what were the action items?") is Intent.GENERAL
+    assert rules.classify("WHICH ALERT fires on the PromQL THRESHOLD for disk usage?") is Intent.MONITORING
+    assert rules.scores("what caused inc-2024-031?") == rules.scores("What Caused INC-2024-031?")
+
 def test_companions_come_from_the_nearest_folder_tree():
     from retrieval.kb import nearest_paths
 
