@@ -229,7 +229,7 @@ def time_interleaved(kb: KnowledgeBase, base: Baseline, questions: list[str]) ->
     work sweeps the caches, the next search took 16-23 ms and the second 13-15 ms, against 9-12 ms
     from the third on. That is this benchmark sharing one process between two systems, not how a
     search service runs."""
-    base.time(questions, warm_only=True)
+    base.warm(questions)
     ours: list[float] = []
     theirs: list[float] = []
     for r in range(ROUNDS):
@@ -341,11 +341,11 @@ class Baseline:
             similarity_top_k=K, num_queries=1, use_async=False,
         )
 
-    def time(self, questions: list[str], warm_only: bool = False) -> list[float]:
-        if warm_only:
-            for q in questions:
-                self.retriever.retrieve(q)
-            return []
+    def warm(self, questions: list[str]) -> None:
+        for q in questions:
+            self.retriever.retrieve(q)
+
+    def time(self, questions: list[str]) -> list[float]:
         out = []
         for q in questions:
             t = time.perf_counter()
