@@ -196,6 +196,7 @@ class EdgeStore:
                     f"store {self.directory} was built with model {meta.get('model')!r} (dim {meta.get('dim')}), "
                     f"not {model!r} (dim {dim}): use that model or ingest into a new --store"
                 )
+        current_meta = json.dumps({"dim": dim, "model": model, "backend": "edge", "point_ids": POINT_IDS})
         config = qe.EdgeConfig(
             vectors={"dense": qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
             sparse_vectors={"bm25": qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
@@ -205,14 +206,14 @@ class EdgeStore:
                 self._shard = qe.EdgeShard.load(str(shard_dir))
                 if meta.get("point_ids") != POINT_IDS:
                     self._renumber_points()
-                    meta_path.write_text(json.dumps({"dim": dim, "model": model, "backend": "edge", "point_ids": POINT_IDS}))
+                    meta_path.write_text(current_meta)
             else:
                 self.directory.mkdir(parents=True, exist_ok=True)
                 self._shard = qe.EdgeShard.create(str(shard_dir), config)
                 for key, kind in INDEXED_FIELDS.items():
                     schema = qe.PayloadSchemaType.Datetime if kind == "datetime" else qe.PayloadSchemaType.Keyword
                     self._shard.update(qe.UpdateOperation.create_field_index(key, schema))
-                meta_path.write_text(json.dumps({"dim": dim, "model": model, "backend": "edge", "point_ids": POINT_IDS}))
+                meta_path.write_text(current_meta)
         except Exception as exc:
             if "WouldBlock" in str(exc) or "lock" in str(exc).lower():
                 raise StoreLockedError(
