@@ -354,7 +354,8 @@ async def _sse_answer(kb: KnowledgeBase, question: str, k: int | None, filters: 
             if piece:
                 yield event("delta", {"text": piece + " "})
         yield event("citations", {"citations": [c.to_dict() for c in answer.citations], "citation_block": answer.citation_block})
-        yield event("done", {"mode": answer.mode, "abstained": answer.abstained, "timings_ms": answer.timings_ms})
+        done = answer.to_dict()
+        yield event("done", {k: done[k] for k in ("mode", "abstained", "outcome", "answerability")} | {"timings_ms": answer.timings_ms})
     except SreKbError as exc:
         yield event("error", {"type": "invalid_query" if isinstance(exc, QueryError) else "error", "message": str(exc)})
     except Exception as exc:  # never a broken stream: the client gets an error event

@@ -261,7 +261,8 @@ def ask(
         out.print()
     mode = {"extractive": "extractive (no LLM configured: sentences quoted from the sources)",
             "generative": f"generative ({kb.settings.gemini_model})", "abstained": "abstained (evidence too weak)"}[answer.mode]
-    out.print(f"[dim]intent: {answer.intent.value} · mode: {mode} · {answer.timings_ms.get('total', 0):.0f} ms[/dim]", highlight=False)
+    score = f" · answerability {answer.answerability.score:.2f} ({answer.outcome})" if answer.answerability else ""
+    out.print(f"[dim]intent: {answer.intent.value} · mode: {mode}{score} · {answer.timings_ms.get('total', 0):.0f} ms[/dim]", highlight=False)
 
 
 @app.command("eval")
@@ -297,6 +298,16 @@ def evaluate(
     holdout: Annotated[
         float, typer.Option("--holdout", help="with --tune: fraction of the questions held out (reported, never tuned on)", min=0.0, max=0.9)
     ] = 0.3,
+    cross_corpus: Annotated[
+        bool, typer.Option("--cross-corpus", help="leave one corpus out over eval/corpora.json: fit on the others, report on each held-out "
+                           "corpus, the worst and the mean, beside the naive hybrid (one store per corpus under --store, default .srekb-eval)")
+    ] = False,
+    refit: Annotated[
+        bool, typer.Option("--refit/--no-refit", help="with --cross-corpus: fit the model per fold (default), or measure the shipped model as it is")
+    ] = True,
+    write_model: Annotated[
+        bool, typer.Option("--write-model", help="with --cross-corpus: fit on every corpus and write the shipped model (retrieval/data/model.json)")
+    ] = False,
 ) -> None:
     """Evaluate retrieval strategies and answers on labelled questions (report.md, report.json,
     strategies.png), or tune the reranker weights with --tune (tuned.json)."""
@@ -329,6 +340,11 @@ def evaluate(
     if old_report is not None and not (isinstance(old_report, dict) and isinstance(old_report.get("strategies"), dict)):
         _fail(f"{baseline} is not a report.json written by `srekb eval` (no strategies)", EXIT_USAGE)
     thresholds = read_json(gate, "gate file") if gate else None
+    if cross_corpus:
+        _cross_corpus(store, out_dir, thresholds, refit=refit, write_model=write_model)
+        return
+    if write_model:
+        _fail("--write-model applies with --cross-corpus", EXIT_USAGE)
     settings = _settings(store)
     try:
         tuned = load_weights(weights) if weights else None
@@ -403,6 +419,33 @@ def evaluate(
         code = EXIT_ERROR
     if code != EXIT_OK:
         raise typer.Exit(code)
+
+
+def _cross_corpus(store: Path | None, out_dir: Path, thresholds: Any, *, refit: bool, write_model: bool) -> None:
+    """``srekb eval --cross-corpus``: the held-out table (and the shipped model with --write-model)."""
+    from eval.cross import gate_failures, run_cross_corpus, to_markdown
+    from retrieval.errors import SreKbError
+
+    settings = _settings(None)
+    root = store or Path(".srekb-eval")
+    try:
+        with console.status("cross-corpus evaluation") as status:
+            report = run_cross_corpus(settings, root, fit=refit, write_model=write_model,
+                                      progress=lambda what: status.update(f"cross-corpus evaluation: {what}"))
+    except SreKbError as exc:
+        _fail(str(exc))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "cross-corpus.json").write_text(json.dumps(report, indent=1, default=str))
+    md = to_markdown(report)
+    (out_dir / "cross-corpus.md").write_text(md)
+    out.print(md, highlight=False)
+    console.print(f"report written to {out_dir}/cross-corpus.md and cross-corpus.json", highlight=False)
+    if report.get("model_written"):
+        console.print(f"model written to {report['model_written']}", highlight=False)
+    failures = gate_failures(report, thresholds.get("cross_corpus", {})) if isinstance(thresholds, dict) else []
+    if failures:
+        console.print("[red]gate failed:[/red] " + "; ".join(failures), highlight=False)
+        raise typer.Exit(EXIT_ERROR)
 
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}

@@ -103,11 +103,21 @@ class HitOut(BaseModel):
     text: str
 
 
+class Answerability(BaseModel):
+    score: float = Field(description="calibrated probability that the sources answer the question")
+    outcome: Literal["answer", "caveat", "abstain"]
+    missing: list[str] = Field(default_factory=list, description="what the sources do not mention")
+
+
 class AskResponse(BaseModel):
     question: str
     intent: str
     mode: Literal["generative", "extractive", "abstained"]
     abstained: bool
+    outcome: Literal["answered", "caveat", "abstained"] = Field(
+        default="answered", description="answered; caveat: answered, but the sources do not mention part of the question; abstained"
+    )
+    answerability: Answerability | None = None
     answer: str
     citations: list[Citation]
     citation_block: str

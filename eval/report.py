@@ -19,7 +19,8 @@ from retrieval.kb import Answer, KnowledgeBase
 log = logging.getLogger(__name__)
 
 SEARCH_KEYS = ["recall@1", "recall@3", "recall@10", "mrr@10", "ndcg@10", "must_cite@1", "must_cite@3", "latency_p50_ms", "latency_p95_ms"]
-ANSWER_KEYS = ["intent_accuracy", "must_cite_in_citations", "cited_lines_overlap", "abstain_on_unanswerable", "false_abstention",
+ANSWER_KEYS = ["intent_accuracy", "must_cite_in_citations", "cited_lines_overlap", "abstain_on_unanswerable",
+               "abstain_or_caveat_on_unanswerable", "caveat_on_answerable", "false_abstention",
                "abstention_precision",
                "knowledge_coverage", "citation_accuracy", "ask_p50_ms"]
 STAGES = ["embed", "intent", "retrieve", "rerank", "answerability", "answer", "total"]

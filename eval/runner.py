@@ -191,7 +191,7 @@ def evaluate_answers(
         must_lines = [c.lines for c in ans.citations if c.path == q.must_cite]
         rows.append({
             "id": q.id, "answerable": q.answerable, "intent": q.intent, "predicted_intent": ans.intent.value,
-            "abstained": ans.abstained, "cited": cited, "must_cite": q.must_cite,
+            "abstained": ans.abstained, "caveat": getattr(ans, "outcome", "") == "caveat", "cited": cited, "must_cite": q.must_cite,
             "must_cite_hit": bool(q.must_cite and q.must_cite in cited),
             "lines_hit": bool(q.must_cite_lines and any(lines_overlap(ln, q.must_cite_lines) for ln in must_lines)),
             "has_lines_label": bool(q.must_cite_lines),
@@ -210,6 +210,8 @@ def evaluate_answers(
         "must_cite_in_citations": mean([1.0 if r["must_cite_hit"] else 0.0 for r in ans_rows]),
         "cited_lines_overlap": mean([1.0 if r["lines_hit"] else 0.0 for r in labelled]),
         "abstain_on_unanswerable": mean([1.0 if r["abstained"] else 0.0 for r in un_rows]),
+        "abstain_or_caveat_on_unanswerable": mean([1.0 if r["abstained"] or r["caveat"] else 0.0 for r in un_rows]),
+        "caveat_on_answerable": mean([1.0 if r["caveat"] else 0.0 for r in ans_rows]),
         "false_abstention": mean([1.0 if r["abstained"] else 0.0 for r in ans_rows]),
         # Of the answers that abstained, the share that should have (unanswerable questions).
         "abstention_precision": mean([0.0 if r["answerable"] else 1.0 for r in rows if r["abstained"]]),

@@ -155,6 +155,8 @@ def _suffix(path: str) -> str:
     name = PurePosixPath(path).name.lower()
     if name.endswith(".conf.ini"):
         return ".conf.ini"
+    if name.endswith((".md.erb", ".markdown.erb")):  # Middleman/Rails pages: Markdown with an ERB helper line or two
+        return ".md"
     return PurePosixPath(name).suffix
 
 

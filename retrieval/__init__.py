@@ -7,7 +7,8 @@
 """
 
 from retrieval.adapters import agent_tools, llama_index_retriever
-from retrieval.answer import Answerability, Answerer, ExtractiveAnswerer, GeminiAnswerer
+from retrieval.answer import Answerer, ExtractiveAnswerer, GeminiAnswerer
+from retrieval.answerability import Answerability, AnswerabilityModel
 from retrieval.citations import Citation, SRECitationFormatter
 from retrieval.embedding import Embedder, HashEmbedder, OnnxEmbedder, SentenceTransformerEmbedder, make_embedder
 from retrieval.errors import (
@@ -31,6 +32,7 @@ from retrieval.types import Chunk, Hit, Intent, SourceRecord, SourceType
 __all__ = [
     "Answer",
     "Answerability",
+    "AnswerabilityModel",
     "Answerer",
     "Chunk",
     "Citation",

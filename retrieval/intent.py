@@ -18,6 +18,7 @@ import numpy as np
 
 from retrieval.embedding import Embedder
 from retrieval.errors import ConfigError
+from retrieval.model import IntentModel
 from retrieval.settings import Settings
 from retrieval.types import Intent
 
@@ -113,11 +114,16 @@ class EmbeddingIntentClassifier:
 
     SCALE, RULE_SCALE, L2, EPOCHS, LR = 5.0, 3.0, 0.01, 500, 0.5
 
-    def __init__(self, embedder: Embedder, cache_dir: Path, examples: Path = EXAMPLES) -> None:
+    def __init__(self, embedder: Embedder, cache_dir: Path, examples: Path = EXAMPLES, fitted: IntentModel | None = None) -> None:
         self.rules = RuleIntentClassifier()
         self.embedder = embedder
         self.intents = list(Intent)
-        rows = [json.loads(line) for line in examples.read_text().splitlines() if line.strip()]
+        self.min_confidence = 0.0
+        if fitted is not None and [Intent(i) for i in fitted.intents] == self.intents:
+            # Fitted across corpora (the examples and the training corpora's labelled questions).
+            self.w, self.b, self.min_confidence = fitted.w, fitted.b, fitted.min_confidence
+            return
+        rows = self.example_rows(examples)
         questions = [r["question"] for r in rows]
         digest = hashlib.sha256(examples.read_bytes() + embedder.name.encode()).hexdigest()[:16]
         # The trained weights are cached too (training takes ~0.3 s, a third of the CLI's start-up);
@@ -140,7 +146,7 @@ class EmbeddingIntentClassifier:
                 np.save(cache, vectors)
             except OSError as exc:
                 log.warning("cannot cache intent example vectors: %s", exc)
-        x = np.hstack([vectors * self.SCALE, np.stack([self._rule_features(q) for q in questions])])
+        x = self.inputs(questions, vectors)
         y = np.eye(len(self.intents))[[self.intents.index(Intent(r["intent"])) for r in rows]]
         self.w, self.b = self._train(x, y)
         try:
@@ -148,22 +154,31 @@ class EmbeddingIntentClassifier:
         except OSError as exc:
             log.warning("cannot cache the intent model: %s", exc)
 
+    @staticmethod
+    def example_rows(examples: Path = EXAMPLES) -> list[dict[str, str]]:
+        return [json.loads(line) for line in examples.read_text().splitlines() if line.strip()]
+
+    def inputs(self, questions: list[str], vectors: np.ndarray) -> np.ndarray:
+        """The model's input rows: the scaled query vectors and the cue scores."""
+        return np.hstack([vectors * self.SCALE, np.stack([self._rule_features(q) for q in questions])])
+
     def _rule_features(self, question: str) -> np.ndarray:
         r = self.rules.scores(question)
         v = np.array([r[i] for i in self.intents], dtype=np.float64)
         return v / (np.abs(v).sum() + 1e-9) * self.RULE_SCALE
 
-    def _train(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    @classmethod
+    def _train(cls, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         w = np.zeros((x.shape[1], y.shape[1]))
         b = np.zeros(y.shape[1])
-        for _ in range(self.EPOCHS):
+        for _ in range(cls.EPOCHS):
             z = x @ w + b
             z -= z.max(axis=1, keepdims=True)
             p = np.exp(z)
             p /= p.sum(axis=1, keepdims=True)
             g = (p - y) / len(x)
-            w -= self.LR * (x.T @ g + self.L2 * w)
-            b -= self.LR * g.sum(axis=0)
+            w -= cls.LR * (x.T @ g + cls.L2 * w)
+            b -= cls.LR * g.sum(axis=0)
         return w, b
 
     def scores(self, question: str, vector: np.ndarray | None = None) -> dict[Intent, float]:
@@ -200,9 +215,10 @@ class GeminiIntentClassifier:
             return self._fallback.classify(question, vector)
 
 
-def make_classifier(settings: Settings, embedder: Embedder) -> IntentClassifier:
-    """The classifier the settings ask for: the offline embedding one, or Gemini in front of it."""
-    offline = EmbeddingIntentClassifier(embedder, settings.model_cache)
+def make_classifier(settings: Settings, embedder: Embedder, fitted: IntentModel | None = None) -> IntentClassifier:
+    """The classifier the settings ask for: the offline embedding one (the ``fitted`` weights of
+    the shipped model when given), or Gemini in front of it."""
+    offline = EmbeddingIntentClassifier(embedder, settings.model_cache, fitted=fitted)
     if settings.intent_classifier == "gemini":
         if not settings.google_api_key:
             raise ConfigError("SRE_KB_INTENT_CLASSIFIER=gemini needs a key: set GOOGLE_API_KEY (or use the default, embedding)")

@@ -21,17 +21,19 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.answer import NOT_ENOUGH, Answerability, Answerer, ExtractiveAnswerer, GeminiAnswerer, assess, verify_markers
+from retrieval.answer import NOT_ENOUGH, Answerer, ExtractiveAnswerer, GeminiAnswerer, verify_markers
+from retrieval.answerability import Answerability, AnswerabilityModel
 from retrieval.citations import Citation, SRECitationFormatter
 from retrieval.embedding import Embedder, make_embedder
 from retrieval.errors import QueryError
-from retrieval.intent import IntentClassifier, make_classifier
+from retrieval.intent import EmbeddingIntentClassifier, IntentClassifier, make_classifier
+from retrieval.model import MODEL_FILE, load_model
 from retrieval.rerank import Reranker, make_reranker, section_value
 from retrieval.settings import Settings, get_settings
 from retrieval.sparse import default_bm25
 from retrieval.stats import CorpusStats
 from retrieval.store import HybridQuery, SearchFilters, Store, open_store
-from retrieval.strategy import DEFAULT_STRATEGIES, Strategy
+from retrieval.strategy import DEFAULT_STRATEGIES, Strategy, blend
 from retrieval.types import Chunk, Hit, Intent, SourceRecord, SourceType, link_names
 
 log = logging.getLogger(__name__)
@@ -62,12 +64,22 @@ class Answer:
     timings_ms: dict[str, float]
     answerability: Answerability | None = None
 
+    @property
+    def outcome(self) -> str:
+        """answered / caveat (answered, but the sources do not mention part of the question) / abstained."""
+        if self.abstained:
+            return "abstained"
+        return "caveat" if self.answerability is not None and self.answerability.outcome == "caveat" else "answered"
+
     def to_dict(self) -> dict[str, Any]:
+        a = self.answerability
         return {
             "question": self.question,
             "intent": self.intent.value,
             "mode": self.mode,
             "abstained": self.abstained,
+            "outcome": self.outcome,
+            "answerability": {"score": round(a.score, 4), "outcome": a.outcome, "missing": a.reasons} if a else None,
             "answer": self.text,
             "citations": [c.to_dict() for c in self.citations],
             "citation_block": self.citation_block,
@@ -178,6 +190,11 @@ def parse_filters(filters: SearchFilters | Mapping[str, Any] | None) -> SearchFi
     return SearchFilters(source_types=types, **{k: v for k, v in data.items() if v is not None})
 
 
+# Used only when no fitted model is found (a source checkout without retrieval/data/model.json):
+# abstain when little of the question's IDF-weighted content is in the evidence.
+FALLBACK_ANSWERABILITY = AnswerabilityModel(["coverage"], [0.5], [0.25], [4.0], 0.0, 0.2, 0.4, {"note": "fallback, not fitted"})
+
+
 class KnowledgeBase:
     """Search and question answering over one store."""
 
@@ -191,7 +208,6 @@ class KnowledgeBase:
         reranker: Reranker | None = None,
         answerer: Answerer | None = None,
         strategies: Mapping[Intent, Strategy] | None = None,
-        abstain_threshold: float = 0.0,
         max_chunks_per_file: int = 4,
         query_cache_size: int = 2048,
     ) -> None:
@@ -199,11 +215,12 @@ class KnowledgeBase:
         self.embedder = embedder or make_embedder(self.settings)
         self._owns_store = store is None  # a store passed in belongs to the caller: close() leaves it open
         self.store = store or open_store(self.settings, self.embedder.dim, self.embedder.name, create=False)
-        self.classifier = classifier or make_classifier(self.settings, self.embedder)
-        self.reranker = reranker or make_reranker(self.settings)
+        self.model = load_model(self.settings.model_file or MODEL_FILE)
+        self.classifier = classifier or make_classifier(self.settings, self.embedder, self.model.intent)
+        self.reranker = reranker or make_reranker(self.settings, self.model.rerank_weights)
+        self.answerability = self.model.answerability or FALLBACK_ANSWERABILITY
         self.strategies = dict(strategies or DEFAULT_STRATEGIES)
         self.formatter = SRECitationFormatter()
-        self.abstain_threshold = abstain_threshold
         self.max_chunks_per_file = max_chunks_per_file
         self._answerer = answerer
         self._stats: CorpusStats | None = None
@@ -300,8 +317,16 @@ class KnowledgeBase:
         sparse = self.bm25.query(q)
         timings["embed"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
+        strategy = None
+        if intent is None and isinstance(self.classifier, EmbeddingIntentClassifier):
+            probs = self.classifier.scores(q, dense)
+            intent = max(probs, key=lambda i: probs[i])
+            if probs[intent] < self.classifier.min_confidence:  # unsure: blend the strategies instead of betting on one
+                strategy = blend(self.strategies, probs)
         intent = intent or self.classifier.classify(q, dense)
-        strategy = self.strategies[intent] if route else DEFAULT_STRATEGIES[Intent.GENERAL].with_overrides(type_prior={})
+        if not route:
+            strategy = DEFAULT_STRATEGIES[Intent.GENERAL].with_overrides(type_prior={})
+        strategy = strategy or self.strategies[intent]
         timings["intent"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
         do_rerank = self.settings.reranking_enabled if rerank is None else rerank
@@ -368,7 +393,7 @@ class KnowledgeBase:
         timings = dict(result.timings_ms)
         hits = result.hits
         t = time.perf_counter()
-        check = assess(result.question, hits, self.stats) if hits else None
+        check = self.answerability.assess(result.question, hits, self.stats) if hits else None
         timings["answerability"] = (time.perf_counter() - t) * 1000
 
         def abstain(text: str) -> Answer:
@@ -380,7 +405,7 @@ class KnowledgeBase:
         if not hits:
             where = " for these filters." if filtered else ": is anything ingested? Run `srekb ingest PATH`."
             return abstain(f"{NOT_ENOUGH} The knowledge base returned nothing{where}")
-        if check is None or not check.answerable(self.abstain_threshold):
+        if check is None or not check.answerable():
             why = "; ".join(check.reasons) if check and check.reasons else "the sources found cover too little of the question"
             return abstain(f"{NOT_ENOUGH} ({why}.) Nearest sources are listed below.")
         t = time.perf_counter()
@@ -390,8 +415,12 @@ class KnowledgeBase:
         if not draft.sources or draft.text.strip().startswith(NOT_ENOUGH):
             return abstain(NOT_ENOUGH)
         citations = self.formatter.cite([h.chunk for h in draft.sources])
+        text = draft.text
+        if check.outcome == "caveat":
+            gap = "; ".join(check.reasons) or "the sources may not cover all of the question"
+            text = f"Caveat: {gap}; the answer below is the nearest the sources say.\n\n{text}"
         timings["total"] = (time.perf_counter() - t0) * 1000
-        return Answer(result.question, draft.text, result.intent, draft.mode, False, citations, self.formatter.format(citations), hits, timings, check)
+        return Answer(result.question, text, result.intent, draft.mode, False, citations, self.formatter.format(citations), hits, timings, check)
 
     def _with_asked_section(self, question: str, hits: list[Hit]) -> list[Hit]:
         """The evidence, plus the section of the first runbook or postmortem in the top 3 that says

@@ -328,10 +328,15 @@ class GeminiReranker(SecondStageReranker):
         return [n - 1 for n in ranks]
 
 
-def make_reranker(settings: Settings) -> Reranker:
-    """The reranker the settings ask for: the feature reranker, with a second stage over its top
-    ``rerank_depth`` when one is configured (see ``Settings.reranker``)."""
-    features = FeatureReranker(load_weights(settings.rerank_weights) if settings.rerank_weights else None)
+def make_reranker(settings: Settings, fitted: dict[str, float] | None = None) -> Reranker:
+    """The reranker the settings ask for: the feature reranker (weights from
+    ``settings.rerank_weights``, else the ``fitted`` ones of the shipped model), with a second
+    stage over its top ``rerank_depth`` when one is configured (see ``Settings.reranker``)."""
+    if settings.rerank_weights:
+        weights = load_weights(settings.rerank_weights)
+    else:
+        weights = RerankWeights(**{k: v for k, v in (fitted or {}).items() if k in RerankWeights.__dataclass_fields__})
+    features = FeatureReranker(weights)
     choice = settings.reranker
     if choice == "auto":
         choice = "cross-encoder" if settings.reranker_model else "gemini" if settings.google_api_key else "features"

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     hybrid_search: bool = True
     max_question_chars: int = Field(default=2000, ge=10)
 
+    model_file: Path | None = Field(
+        default=None, description="fitted model (reranker weights, intent, answerability); default: the one shipped in the package"
+    )
     rerank_weights: Path | None = Field(default=None, description="tuned reranker weights (JSON written by srekb eval --tune)")
     reranker: Literal["auto", "features", "cross-encoder", "gemini"] = Field(
         default="auto",

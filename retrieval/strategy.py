@@ -46,3 +46,18 @@ DEFAULT_STRATEGIES: dict[Intent, Strategy] = {
         type_prior={SourceType.INCIDENT: 1.0, SourceType.DOC: 0.9, SourceType.RUNBOOK: 0.6, SourceType.CONFIG: 0.3},
     ),
 }
+
+
+def blend(strategies: dict[Intent, Strategy], probs: dict[Intent, float]) -> Strategy:
+    """One strategy for an unsure intent: fusion weights and source priors averaged by the
+    classifier's probabilities; the likeliest intent names it (it picks the section cues)."""
+    total = sum(probs.values()) or 1.0
+    p = {i: v / total for i, v in probs.items()}
+    top = max(p, key=lambda i: p[i])
+    types = {t for s in strategies.values() for t in s.type_prior}
+    return replace(
+        strategies[top],
+        dense_weight=sum(p[i] * strategies[i].dense_weight for i in p),
+        sparse_weight=sum(p[i] * strategies[i].sparse_weight for i in p),
+        type_prior={t: sum(p[i] * strategies[i].type_prior.get(t, 0.5) for i in p) for t in types},
+    )

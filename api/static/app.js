@@ -226,14 +226,14 @@
     if (data.intent) setIntent(data.intent);
     if (typeof data.answer === "string") state.text = data.answer;
     if (Array.isArray(data.citations)) renderCitations(data.citations);
-    setMode(data.mode, data.abstained);
+    setMode(data.outcome === "caveat" ? "caveat" : data.mode, data.abstained);
     setTimings(data.timings_ms);
     renderAnswer(false);
     ui.noCitations.hidden = state.citations.size > 0;
     ui.result.setAttribute("aria-busy", "false");
     ui.status.textContent = data.mode === "abstained" || data.abstained
       ? "The knowledge base has no good answer to this question."
-      : `Answered with ${state.citations.size} citation${state.citations.size === 1 ? "" : "s"}.`;
+      : `Answered${data.outcome === "caveat" ? " with a caveat" : ""} with ${state.citations.size} citation${state.citations.size === 1 ? "" : "s"}.`;
   }
 
   // ---------------------------------------------------------------- asking
@@ -284,7 +284,7 @@
           break;
         case "done":
           done = true;
-          finish({ mode: data.mode, abstained: data.abstained, timings_ms: data.timings_ms });
+          finish({ mode: data.mode, abstained: data.abstained, outcome: data.outcome, timings_ms: data.timings_ms });
           break;
         case "error":
           done = true;

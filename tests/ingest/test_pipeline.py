@@ -178,3 +178,15 @@ def test_outside_allowed_roots_is_refused(make_store, embedder, tree, tmp_path):
     with pytest.raises(IngestError, match="no such file"):
         _ingestor(store, embedder).run([tree / "missing"])
     assert os.path.isdir(tree)
+
+
+def test_markdown_erb_pages_ingest_as_markdown(make_store, embedder, tmp_path):
+    """`.html.md.erb` pages (Markdown with an ERB helper line) were skipped as an unknown type."""
+    root = tmp_path / "manual"
+    (root / "alerts").mkdir(parents=True)
+    (root / "alerts" / "queue-latency.html.md.erb").write_text(
+        "---\ntitle: Queue latency\n---\n\n<%= render 'note' %>\n\n## Check the workers\n\nRestart the Sidekiq workers if the queue backs up.\n")
+    store = make_store(embedder.dim, embedder.name)
+    rep = Ingestor(store, embedder, Settings()).run([root])
+    assert rep.added == ["alerts/queue-latency.html.md.erb"] and not rep.skipped
+    assert any("Sidekiq" in c.text for c in store.chunks("alerts/queue-latency.html.md.erb"))

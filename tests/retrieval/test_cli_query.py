@@ -17,7 +17,7 @@ def test_ask_json_contract(cli_store_dir):
     res = srekb("ask", "PatroniNoLeader is firing, what should I check?", "--store", str(cli_store_dir), "--json")
     assert res.returncode == 0, res.stderr
     d = json.loads(res.stdout)
-    assert set(d) == {"question", "intent", "mode", "abstained", "answer", "citations", "citation_block", "hits", "timings_ms"}
+    assert set(d) == {"question", "intent", "mode", "abstained", "outcome", "answerability", "answer", "citations", "citation_block", "hits", "timings_ms"}
     assert d["mode"] == "extractive" and d["abstained"] is False and d["intent"] in {"troubleshooting", "monitoring", "configuration", "general"}
     c = d["citations"][0]
     assert set(c) >= {"n", "source_type", "path", "lines", "incident_id", "date", "title", "section", "text"}

@@ -1,0 +1,159 @@
+"""Answerability: a calibrated decision over generic question-versus-evidence features.
+
+A near-miss question (on topic, in the corpus's vocabulary, the specific fact absent) retrieves
+confident-looking hits, so one score cannot tell it apart. What can is how much of the
+question's *specific* content the evidence holds: its rare terms, identifiers and numbers,
+allowing for inflection. :func:`features` measures that; :class:`AnswerabilityModel` (a
+logistic regression fitted across corpora by ``srekb eval --cross-corpus --write-model`` and
+shipped in ``retrieval/data/model.json``) turns the features into a probability, and two
+thresholds chosen on held-out corpora give three outcomes: answer, answer with a caveat that
+names what the sources do not mention, abstain.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from retrieval.stats import CorpusStats
+from retrieval.text import content_terms, identifiers, mentions, term_set
+from retrieval.types import Hit
+
+FEATURES = [
+    "coverage",  # IDF-weighted share of the question's terms found in the top evidence
+    "best_coverage",  # the same within the best single chunk of the top 3
+    "rare_coverage",  # share of the question's three rarest terms found in the evidence
+    "missing_idf",  # the rarest term not found (IDF / log N; 0 when all are found)
+    "unknown_share",  # share of the question's terms the corpus never uses
+    "ident_found",  # share of the question's identifiers (names, flags, quoted strings) found
+    "number_found",  # share of the question's numbers found
+    "best_sentence",  # IDF-weighted coverage within the best two-sentence window of the top 3
+    "dense_top",  # cosine of the first hit
+    "dense_gap",  # first hit's cosine minus the mean of the top 10
+]
+PREFIX = 5  # terms sharing their first five letters count as one (deploy / deployment, throttle / throttling)
+SENTENCE = re.compile(r"(?<=[.!?:])\s+|\n+")
+NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?[a-z%]*(?![\w.])", re.I)
+OUTCOMES = ("answer", "caveat", "abstain")
+
+
+@dataclass
+class Answerability:
+    """The decision for one question: ``score`` is the calibrated probability that the evidence
+    answers it; ``outcome`` one of answer / caveat / abstain; ``missing`` what the evidence
+    lacks, rarest first (what a caveat names)."""
+
+    score: float
+    outcome: str
+    coverage: float
+    missing_identifiers: list[str]
+    missing_terms: list[str]
+    features: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def reasons(self) -> list[str]:
+        missing = self.missing_identifiers + [t for t in self.missing_terms[:3] if t not in self.missing_identifiers]
+        return [f"the sources do not mention {', '.join(missing)}"] if missing else []
+
+    def answerable(self) -> bool:
+        return self.outcome != "abstain"
+
+
+def _known(term: str, terms: set[str], prefixes: set[str]) -> bool:
+    return term in terms or (len(term) >= PREFIX and term.isalpha() and term[:PREFIX] in prefixes)
+
+
+def _evidence_text(hit: Hit) -> str:
+    c = hit.chunk
+    extras = " ".join(str(v) for v in c.meta.values() if isinstance(v, str | int))
+    return f"{c.path} {c.title} {c.section} {extras} {c.text}"
+
+
+def features(question: str, hits: Sequence[Hit], stats: CorpusStats, top: int = 5) -> tuple[dict[str, float], list[str], list[str]]:
+    """The features of one question against its ranked evidence, plus the identifiers and the
+    terms (rarest first) the evidence does not hold."""
+    evidence = [_evidence_text(h) for h in hits[:top]]
+    chunk_terms = [set(term_set(e)) for e in evidence]
+    ev_terms: set[str] = set().union(*chunk_terms) if chunk_terms else set()
+    prefixes = {t[:PREFIX] for t in ev_terms if len(t) >= PREFIX}
+    ev_lower = " ".join(evidence).lower()
+    terms = content_terms(question)
+    norm = math.log(stats.n_docs + 1) or 1.0
+    weight = {t: max(0.0, stats.idf(t)) / norm for t in terms}
+    total = sum(weight.values()) or 1.0
+    found = {t: _known(t, ev_terms, prefixes) for t in terms}
+    coverage = sum(w for t, w in weight.items() if found[t]) / total if terms else 1.0
+    best = 0.0
+    for ct in chunk_terms[:3]:
+        cp = {t[:PREFIX] for t in ct if len(t) >= PREFIX}
+        best = max(best, sum(w for t, w in weight.items() if _known(t, ct, cp)) / total)
+    sentence = 0.0
+    for e in evidence[:3]:
+        parts = [p for p in SENTENCE.split(e) if p.strip()]
+        for a, b in zip(parts, parts[1:] + [""], strict=True):
+            st = term_set(f"{a} {b}")
+            sp = {t[:PREFIX] for t in st if len(t) >= PREFIX}
+            sentence = max(sentence, sum(w for t, w in weight.items() if _known(t, st, sp)) / total)
+    rare = sorted(terms, key=lambda t: -weight[t])
+    rare3 = rare[:3]
+    missing_terms = [t for t in rare if not found[t]]
+    idents = [i for i in identifiers(question) if len(i) > 2]
+    missing_ids = []
+    for ident in idents:
+        parts = [p for p in content_terms(ident) if p.isalnum()]  # 'crash-looping' -> crash, loop (the whole form is checked verbatim)
+        if not (mentions(ident, ev_lower) or (parts and all(_known(p, ev_terms, prefixes) for p in parts))):
+            missing_ids.append(ident)
+    numbers = [n.lower() for n in NUMBER.findall(question)]
+    dense = [float(h.scores.get("dense", 0.0)) for h in hits[:10]]
+    feats = {
+        "coverage": coverage,
+        "best_coverage": best if terms else 1.0,
+        "rare_coverage": sum(found[t] for t in rare3) / len(rare3) if rare3 else 1.0,
+        "missing_idf": max((weight[t] for t in missing_terms), default=0.0),
+        "unknown_share": sum(1 for t in terms if stats.df.get(t, 0) == 0) / len(terms) if terms else 0.0,
+        "ident_found": 1.0 - len(missing_ids) / len(idents) if idents else 1.0,
+        "number_found": sum(1 for n in numbers if n in ev_lower) / len(numbers) if numbers else 1.0,
+        "best_sentence": sentence if terms else 1.0,
+        "dense_top": dense[0] if dense else 0.0,
+        "dense_gap": dense[0] - sum(dense) / len(dense) if dense else 0.0,
+    }
+    return feats, missing_ids, missing_terms
+
+
+@dataclass
+class AnswerabilityModel:
+    """Logistic regression over :data:`FEATURES` (standardised), with the two operating points."""
+
+    features: list[str]
+    mean: list[float]
+    scale: list[float]
+    coef: list[float]
+    intercept: float
+    abstain_below: float
+    caveat_below: float
+    fitted: dict[str, Any] = field(default_factory=dict)
+
+    def score(self, x: dict[str, float]) -> float:
+        z = self.intercept + sum(c * (x[f] - m) / s for f, m, s, c in zip(self.features, self.mean, self.scale, self.coef, strict=True))
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+    def outcome(self, p: float) -> str:
+        return "abstain" if p < self.abstain_below else "caveat" if p < self.caveat_below else "answer"
+
+    def assess(self, question: str, hits: Sequence[Hit], stats: CorpusStats) -> Answerability:
+        x, missing_ids, missing_terms = features(question, hits, stats)
+        p = self.score(x)
+        return Answerability(p, self.outcome(p), x["coverage"], missing_ids, missing_terms, x)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AnswerabilityModel:
+        m = cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+        if m.features != FEATURES[: len(m.features)] and set(m.features) - set(FEATURES):
+            raise ValueError(f"unknown answerability features {sorted(set(m.features) - set(FEATURES))}")
+        return m
