@@ -163,7 +163,7 @@ def run_cross_corpus(
             questions[spec.name] = spec.load_questions()
         data = {}
         if fit or write_model:
-            from eval.fit import apply, collect_corpus, fit_model
+            from eval.fit import apply, collect_corpus, fit_model, shipped
 
             for name, kb in kbs.items():
                 if progress:
@@ -176,7 +176,7 @@ def run_cross_corpus(
                 progress(f"held out: {name}")
             if fit:
                 model = fit_model({n: d for n, d in data.items() if n != name})
-                apply(kb, model)
+                apply(kb, shipped(model))  # what --write-model ships: the fitted ranker weights are reported, not used
                 models[name] = model.summary()
             naive = cached_naive(kb)
             per_corpus[name] = measure(kb, naive, questions[name])
