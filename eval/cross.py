@@ -102,18 +102,12 @@ def cached_naive(kb: KnowledgeBase) -> NaiveHybrid:
     windows = naive_windows(kb)
     digest = hashlib.sha256("\0".join(w.text for w in windows).encode() + kb.embedder.name.encode()).hexdigest()[:16]
     path = Path(kb.settings.store) / f"naive-{digest}.npy"
-    naive = NaiveHybrid.__new__(NaiveHybrid)
-    naive.kb, naive.windows = kb, windows
-    from eval.runner import OkapiBaseline
-
-    naive.okapi = OkapiBaseline(windows)
     if path.exists():
-        naive.vectors = np.load(path)
-    else:
-        naive.vectors = kb.embedder.embed_batch([w.text for w in windows]) if windows else np.zeros((0, kb.embedder.dim), dtype=np.float32)
-        for old in Path(kb.settings.store).glob("naive-*.npy"):
-            old.unlink(missing_ok=True)
-        np.save(path, naive.vectors)
+        return NaiveHybrid(kb, windows, np.load(path))
+    naive = NaiveHybrid(kb, windows)
+    for old in Path(kb.settings.store).glob("naive-*.npy"):
+        old.unlink(missing_ok=True)
+    np.save(path, naive.vectors)
     return naive
 
 

@@ -22,7 +22,7 @@ Everything fitted is fitted here, on the training corpora only; :mod:`eval.cross
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import date
 
 import numpy as np
@@ -62,11 +62,20 @@ class CorpusData:
     stats: CorpusStats
     items: list[Item]
     qrels: dict[str, dict[str, int]]
-    examples: tuple[np.ndarray, np.ndarray] = field(default=(np.zeros((0, 0)), np.zeros((0, 0))))  # intent examples (x, y)
+    clf: EmbeddingIntentClassifier  # computes the intent inputs of the shipped example questions, once
 
 
-def _intents() -> list[Intent]:
-    return list(Intent)
+_EXAMPLES: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _examples(clf: EmbeddingIntentClassifier) -> tuple[np.ndarray, np.ndarray]:
+    """The intent model's inputs and one-hot labels for the shipped example questions, embedded once per encoder."""
+    if clf.embedder.name not in _EXAMPLES:
+        rows = clf.example_rows()
+        questions = [r["question"] for r in rows]
+        x = clf.inputs(questions, clf.embedder.embed_batch(questions))
+        _EXAMPLES[clf.embedder.name] = (x, np.eye(len(Intent))[[list(Intent).index(Intent(r["intent"])) for r in rows]])
+    return _EXAMPLES[clf.embedder.name]
 
 
 def collect_corpus(kb: KnowledgeBase, questions: list[Question]) -> CorpusData:
@@ -83,11 +92,7 @@ def collect_corpus(kb: KnowledgeBase, questions: list[Question]) -> CorpusData:
         vec = kb.query_vector(res.question)
         items.append(Item(q.id, res.question, q.intent, q.answerable, set(q.relevant) | ({q.must_cite} if q.must_cite else set()),
                           res.hits, feats, clf.inputs([res.question], vec[None, :])[0]))
-    rows = clf.example_rows()
-    ex_vectors = kb.embedder.embed_batch([r["question"] for r in rows])
-    ex_x = clf.inputs([r["question"] for r in rows], ex_vectors)
-    ex_y = np.eye(len(Intent))[[_intents().index(Intent(r["intent"])) for r in rows]]
-    return CorpusData(kb.settings.store.name, kb.stats, items, qrels_of(questions), (ex_x, ex_y))
+    return CorpusData(kb.settings.store.name, kb.stats, items, qrels_of(questions), clf)
 
 
 # ------------------------------------------------------------------------------- ranking ---
@@ -141,9 +146,9 @@ def fit_ranker(data: list[CorpusData], start: dict[str, float] | None = None, ma
 # -------------------------------------------------------------------------------- intent ---
 
 def fit_intent(data: list[CorpusData]) -> IntentModel:
-    xs = [data[0].examples[0]] if data and data[0].examples[0].size else []
-    ys = [data[0].examples[1]] if xs else []
-    intents = _intents()
+    ex_x, ex_y = _examples(data[0].clf)
+    xs, ys = [ex_x], [ex_y]
+    intents = list(Intent)
     for d in data:
         rows = [it for it in d.items if it.intent in Intent._value2member_map_]
         if rows:

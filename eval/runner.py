@@ -87,11 +87,13 @@ class NaiveHybrid:
     (exact cosine in memory) over fixed 256-token windows (:func:`naive_windows`), fused by RRF
     k=60. Same encoder as ours; none of our chunking, engine, routing or reranking."""
 
-    def __init__(self, kb: KnowledgeBase, windows: list[Chunk] | None = None) -> None:
+    def __init__(self, kb: KnowledgeBase, windows: list[Chunk] | None = None, vectors: np.ndarray | None = None) -> None:
         self.kb = kb
         self.windows = naive_windows(kb) if windows is None else windows
         self.okapi = OkapiBaseline(self.windows)
-        self.vectors = kb.embedder.embed_batch([w.text for w in self.windows]) if self.windows else np.zeros((0, 1), dtype=np.float32)
+        if vectors is None:
+            vectors = kb.embedder.embed_batch([w.text for w in self.windows]) if self.windows else np.zeros((0, 1), dtype=np.float32)
+        self.vectors = vectors
 
     def dense_search(self, question: str, k: int) -> list[Hit]:
         if not self.windows:
