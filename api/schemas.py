@@ -104,7 +104,8 @@ class HitOut(BaseModel):
 
 
 class Answerability(BaseModel):
-    score: float = Field(description="calibrated probability that the sources answer the question")
+    score: float = Field(description="calibrated probability that the sources answer the question (every feature; below the caveat point the answer carries a caveat)")
+    abstain_score: float = Field(1.0, description="the abstention scorer's probability (features a paraphrase does not move); below its point the service abstains")
     outcome: Literal["answer", "caveat", "abstain"]
     missing: list[str] = Field(default_factory=list, description="what the sources do not mention")
 

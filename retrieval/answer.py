@@ -43,7 +43,21 @@ class Answerer(Protocol):
 
 
 LIST_ITEM = re.compile(r"^([-*+]|\d+[.)])\s+")
-META_LINE = re.compile(r"^\*\*[^*]{1,30}:\*\*|^\|")  # '**Service:** x' header fields, table rows
+META_LINE = re.compile(r"^\*\*[^*]{1,30}:\*\*")  # '**Service:** x' header fields
+TABLE_RULE = re.compile(r"^\|?[\s:|-]*-[\s:|-]*$")  # |---|:---:|
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def _table_row(header: list[str] | None, line: str) -> str:
+    """A table row as one unit, each cell named by its column: 'Metric: `x`; Type: histogram'.
+    A metric or flag table is often the only place a value is written down."""
+    cells = _cells(line)
+    if header and len(header) == len(cells):
+        return "; ".join(f"{h}: {c}" if h else c for h, c in zip(header, cells, strict=True) if c)
+    return "; ".join(c for c in cells if c)
 
 
 def _units(text: str) -> list[str]:
@@ -53,6 +67,8 @@ def _units(text: str) -> list[str]:
     blocks: list[str] = []
     para: list[str] = []
     in_code = False
+    header: list[str] | None = None
+    previous = ""
 
     def flush() -> None:
         if para:
@@ -69,7 +85,18 @@ def _units(text: str) -> list[str]:
             if line and not line.startswith(("#", "//", "$ #")):  # comments are not answers
                 blocks.append(f"`{line}`")
             continue
-        if not line or line.startswith("#") or set(line) <= set("|-: ") or META_LINE.match(LIST_ITEM.sub("", line)):
+        if line.startswith("|"):
+            flush()
+            if TABLE_RULE.match(line):
+                header = _cells(previous) if previous.startswith("|") else None
+                if header and blocks and blocks[-1] == _table_row(None, previous):
+                    blocks.pop()  # the header row names the cells; it says nothing itself
+            else:
+                blocks.append(_table_row(header, line))
+            previous = line
+            continue
+        previous, header = line, None
+        if not line or line.startswith("#") or set(line) <= set("|-:=*_ ") or META_LINE.match(LIST_ITEM.sub("", line)):
             flush()
             continue
         if LIST_ITEM.match(line):

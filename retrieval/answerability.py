@@ -4,10 +4,17 @@ A near-miss question (on topic, in the corpus's vocabulary, the specific fact ab
 confident-looking hits, so one score cannot tell it apart. What can is how much of the
 question's *specific* content the evidence holds: its rare terms, identifiers and numbers,
 allowing for inflection. :func:`features` measures that; :class:`AnswerabilityModel` (a
-logistic regression fitted across corpora by ``srekb eval --cross-corpus --write-model`` and
-shipped in ``retrieval/data/model.json``) turns the features into a probability, and two
-thresholds chosen on held-out corpora give three outcomes: answer, answer with a caveat that
-names what the sources do not mention, abstain.
+logistic regressions fitted across corpora by ``srekb eval --cross-corpus --write-model`` and
+shipped in ``retrieval/data/model.json``) turns the features into three outcomes: answer, answer
+with a caveat that names what the sources do not mention, abstain.
+
+Two scorers, because the two mistakes cost differently and generalise differently. Lexical
+coverage separates a near-miss from an answerable question on the corpora it was fitted on, but
+it reads a paraphrased question (the engineer's words, not the runbook's) as a near-miss: fitted
+on corpora whose questions reuse the documents' words and held out on one whose questions
+paraphrase, it abstained on 34 % of answerable questions. So the *caveat* (a soft warning) uses
+every feature, and the *abstention* (which withholds the answer) uses only the features a
+paraphrase does not move: :data:`ABSTAIN_FEATURES` (measured in eval/README.md).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from retrieval.stats import CorpusStats
+from retrieval.stats import KEBAB, CorpusStats
 from retrieval.text import content_terms, identifiers, mentions, term_set
 from retrieval.types import Hit
 
@@ -34,6 +41,9 @@ FEATURES = [
     "dense_top",  # cosine of the first hit
     "dense_gap",  # first hit's cosine minus the mean of the top 10
 ]
+# What the abstention scorer sees: terms the corpus never uses, the question's identifiers and
+# numbers (its specific constraints), and dense similarity; no lexical coverage.
+ABSTAIN_FEATURES = ["unknown_share", "ident_found", "number_found", "dense_top", "dense_gap"]
 PREFIX = 5  # terms sharing their first five letters count as one (deploy / deployment, throttle / throttling)
 SENTENCE = re.compile(r"(?<=[.!?:])\s+|\n+")
 NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?[a-z%]*(?![\w.])", re.I)
@@ -46,12 +56,13 @@ class Answerability:
     answers it; ``outcome`` one of answer / caveat / abstain; ``missing`` what the evidence
     lacks, rarest first (what a caveat names)."""
 
-    score: float
+    score: float  # the caveat scorer's probability (every feature)
     outcome: str
     coverage: float
     missing_identifiers: list[str]
     missing_terms: list[str]
     features: dict[str, float] = field(default_factory=dict)
+    abstain_score: float = 1.0  # the abstention scorer's probability (ABSTAIN_FEATURES)
 
     @property
     def reasons(self) -> list[str]:
@@ -64,6 +75,18 @@ class Answerability:
 
 def _known(term: str, terms: set[str], prefixes: set[str]) -> bool:
     return term in terms or (len(term) >= PREFIX and term.isalpha() and term[:PREFIX] in prefixes)
+
+
+def _is_name(ident: str, stats: CorpusStats) -> bool:
+    """Whether an identifier the question names is a name that must be found. A hyphenated
+    compound the corpus never writes joined, of words it uses apart ('key-value', 'node-pool',
+    'follow-ups'), is English the engineer wrote, not the name of something in the sources: it
+    counts through its words, in the coverage features, like any other term."""
+    low = ident.lower()
+    if not KEBAB.fullmatch(low) or stats.df.get(low, 0) > 0 or low in stats.names:
+        return True
+    parts = [p for p in content_terms(low) if p.isalnum()]
+    return not parts or not all(stats.df.get(p, 0) > 0 for p in parts)
 
 
 def _evidence_text(hit: Hit) -> str:
@@ -100,7 +123,7 @@ def features(question: str, hits: Sequence[Hit], stats: CorpusStats, top: int = 
     rare = sorted(terms, key=lambda t: -weight[t])
     rare3 = rare[:3]
     missing_terms = [t for t in rare if not found[t]]
-    idents = [i for i in identifiers(question) if len(i) > 2]
+    idents = [i for i in identifiers(question) if len(i) > 2 and _is_name(i, stats)]
     missing_ids = []
     for ident in idents:
         parts = [p for p in content_terms(ident) if p.isalnum()]  # 'crash-looping' -> crash, loop (the whole form is checked verbatim)
@@ -124,36 +147,53 @@ def features(question: str, hits: Sequence[Hit], stats: CorpusStats, top: int = 
 
 
 @dataclass
-class AnswerabilityModel:
-    """Logistic regression over :data:`FEATURES` (standardised), with the two operating points."""
+class Logistic:
+    """A logistic regression over named features (standardised by ``mean`` and ``scale``)."""
 
     features: list[str]
     mean: list[float]
     scale: list[float]
     coef: list[float]
     intercept: float
+
+    def __call__(self, x: dict[str, float]) -> float:
+        z = self.intercept + sum(c * (x[f] - m) / s for f, m, s, c in zip(self.features, self.mean, self.scale, self.coef, strict=True))
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Logistic:
+        m = cls(list(d["features"]), [float(v) for v in d["mean"]], [float(v) for v in d["scale"]], [float(v) for v in d["coef"]], float(d["intercept"]))
+        if set(m.features) - set(FEATURES):
+            raise ValueError(f"unknown answerability features {sorted(set(m.features) - set(FEATURES))}")
+        if not len(m.features) == len(m.mean) == len(m.scale) == len(m.coef):
+            raise ValueError("answerability features, mean, scale and coef differ in length")
+        return m
+
+
+@dataclass
+class AnswerabilityModel:
+    """The two scorers and their operating points: abstain when the abstention scorer is below
+    ``abstain_below``; else caveat when the caveat scorer is below ``caveat_below``; else answer."""
+
+    caveat: Logistic
+    abstain: Logistic
     abstain_below: float
     caveat_below: float
     fitted: dict[str, Any] = field(default_factory=dict)
 
-    def score(self, x: dict[str, float]) -> float:
-        z = self.intercept + sum(c * (x[f] - m) / s for f, m, s, c in zip(self.features, self.mean, self.scale, self.coef, strict=True))
-        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
-
-    def outcome(self, p: float) -> str:
-        return "abstain" if p < self.abstain_below else "caveat" if p < self.caveat_below else "answer"
+    def outcome(self, p: float, p_abstain: float = 1.0) -> str:
+        return "abstain" if p_abstain < self.abstain_below else "caveat" if p < self.caveat_below else "answer"
 
     def assess(self, question: str, hits: Sequence[Hit], stats: CorpusStats) -> Answerability:
         x, missing_ids, missing_terms = features(question, hits, stats)
-        p = self.score(x)
-        return Answerability(p, self.outcome(p), x["coverage"], missing_ids, missing_terms, x)
+        p, pa = self.caveat(x), self.abstain(x)
+        return Answerability(p, self.outcome(p, pa), x["coverage"], missing_ids, missing_terms, x, pa)
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(vars(self))
+        return {"caveat": vars(self.caveat), "abstain": vars(self.abstain), "abstain_below": self.abstain_below,
+                "caveat_below": self.caveat_below, "fitted": self.fitted}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AnswerabilityModel:
-        m = cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
-        if m.features != FEATURES[: len(m.features)] and set(m.features) - set(FEATURES):
-            raise ValueError(f"unknown answerability features {sorted(set(m.features) - set(FEATURES))}")
-        return m
+        return cls(Logistic.from_dict(d["caveat"]), Logistic.from_dict(d["abstain"]), float(d["abstain_below"]),
+                   float(d["caveat_below"]), dict(d.get("fitted") or {}))

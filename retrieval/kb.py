@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from retrieval.answer import NOT_ENOUGH, Answerer, ExtractiveAnswerer, GeminiAnswerer, verify_markers
-from retrieval.answerability import Answerability, AnswerabilityModel
+from retrieval.answerability import Answerability, AnswerabilityModel, Logistic
 from retrieval.citations import Citation, SRECitationFormatter
 from retrieval.embedding import Embedder, make_embedder
 from retrieval.errors import QueryError
@@ -79,7 +79,7 @@ class Answer:
             "mode": self.mode,
             "abstained": self.abstained,
             "outcome": self.outcome,
-            "answerability": {"score": round(a.score, 4), "outcome": a.outcome, "missing": a.reasons} if a else None,
+            "answerability": {"score": round(a.score, 4), "abstain_score": round(a.abstain_score, 4), "outcome": a.outcome, "missing": a.reasons} if a else None,
             "answer": self.text,
             "citations": [c.to_dict() for c in self.citations],
             "citation_block": self.citation_block,
@@ -192,7 +192,8 @@ def parse_filters(filters: SearchFilters | Mapping[str, Any] | None) -> SearchFi
 
 # Used only when no fitted model is found (a source checkout without retrieval/data/model.json):
 # abstain when little of the question's IDF-weighted content is in the evidence.
-FALLBACK_ANSWERABILITY = AnswerabilityModel(["coverage"], [0.5], [0.25], [4.0], 0.0, 0.2, 0.4, {"note": "fallback, not fitted"})
+_COVERAGE = Logistic(["coverage"], [0.5], [0.25], [4.0], 0.0)
+FALLBACK_ANSWERABILITY = AnswerabilityModel(_COVERAGE, _COVERAGE, 0.2, 0.4, {"note": "fallback, not fitted"})
 
 
 class KnowledgeBase:

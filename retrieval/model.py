@@ -64,7 +64,8 @@ class Model:
         out: dict[str, Any] = {"rerank_weights": {k: round(v, 4) for k, v in self.rerank_weights.items()}, "fitted": self.fitted}
         if self.answerability:
             a = self.answerability
-            out["answerability"] = {"coef": dict(zip(a.features, (round(c, 3) for c in a.coef), strict=True)),
+            out["answerability"] = {"caveat_coef": dict(zip(a.caveat.features, (round(c, 3) for c in a.caveat.coef), strict=True)),
+                                    "abstain_coef": dict(zip(a.abstain.features, (round(c, 3) for c in a.abstain.coef), strict=True)),
                                     "abstain_below": round(a.abstain_below, 4), "caveat_below": round(a.caveat_below, 4)}
         if self.intent:
             out["intent_min_confidence"] = self.intent.min_confidence

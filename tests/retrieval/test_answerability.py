@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from retrieval.answerability import FEATURES, AnswerabilityModel, features
+from retrieval.answerability import ABSTAIN_FEATURES, FEATURES, AnswerabilityModel, Logistic, features
 from retrieval.model import MODEL_FILE, load_model
 from retrieval.stats import CorpusStats
 from retrieval.text import term_set
@@ -34,19 +34,35 @@ def test_absent_specific_terms_and_numbers_lower_the_features():
     assert "payments-db" in missing or "payment" in missing
 
 
+def test_compound_of_words_the_corpus_uses_apart_is_no_name():
+    """'key-value' (never written joined in the corpus, its words used apart) counts through its
+    words; a compound the corpus writes joined, or whose words it never uses, stays a name."""
+    stats = CorpusStats({t: 3 for t in term_set("key value store flush checkout-api")} | {"checkout-api": 2}, 200)
+    hit = _hit("The store flushes its log to disk; slow flushes mean a slow disk.")
+    x, missing_ids, _ = features("Our key-value store is slow to flush. Does the checkout-api or ledger-sync care?", [hit], stats)
+    assert "key-value" not in missing_ids
+    assert {"checkout-api", "ledger-sync"} <= set(missing_ids) and x["ident_found"] == 0.0
+
+
 def test_model_scores_and_outcomes_follow_the_thresholds():
-    m = AnswerabilityModel(["coverage"], [0.5], [0.25], [4.0], 0.0, 0.2, 0.6)
-    assert m.score({"coverage": 0.5}) == pytest.approx(0.5)
-    assert [m.outcome(p) for p in (0.1, 0.5, 0.9)] == ["abstain", "caveat", "answer"]
+    """Abstain on the abstention scorer, caveat on the caveat scorer: two scores, two points."""
+    caveat = Logistic(["coverage"], [0.5], [0.25], [4.0], 0.0)
+    abstain = Logistic(["dense_top"], [0.5], [0.1], [2.0], 0.0)
+    m = AnswerabilityModel(caveat, abstain, 0.2, 0.6)
+    assert caveat({"coverage": 0.5}) == pytest.approx(0.5) and abstain({"dense_top": 0.5}) == pytest.approx(0.5)
+    assert [m.outcome(p, 0.9) for p in (0.1, 0.5, 0.9)] == ["caveat", "caveat", "answer"]
+    assert m.outcome(0.9, 0.1) == "abstain"
+    assert AnswerabilityModel.from_dict(m.to_dict()) == m
 
 
 def test_the_shipped_model_holds_every_feature_and_its_thresholds():
     """The thresholds the service uses are read from the shipped, fitted model file."""
     data = json.loads(MODEL_FILE.read_text())
     model = load_model()
-    assert model.answerability is not None and model.answerability.features == FEATURES
-    assert model.answerability.abstain_below == data["answerability"]["abstain_below"]
-    assert 0.0 < model.answerability.abstain_below <= model.answerability.caveat_below < 1.0
+    a = model.answerability
+    assert a is not None and a.caveat.features == FEATURES and a.abstain.features == ABSTAIN_FEATURES
+    assert a.abstain_below == data["answerability"]["abstain_below"]
+    assert 0.0 < a.abstain_below < 1.0 and 0.0 < a.caveat_below < 1.0
     assert len(model.answerability.fitted["corpora"]) >= 2  # fitted across corpora, not on one
     assert model.intent is not None and model.rerank_weights == {}  # fitted ranker weights measured, not adopted
 
