@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -32,13 +33,15 @@ from api.schemas import (
     JobOut,
     QuestionRequest,
     SearchResponse,
+    SessionOut,
     SourcePage,
     SourceText,
 )
-from api.sessions import SessionStore, rewrite
-from retrieval.errors import QueryError, SreKbError, StoreError
+from api.sessions import SessionStore, UnknownSession, rewrite
+from retrieval.errors import QueryError, SreKbError, StoreDamagedError, StoreError
 from retrieval.kb import KnowledgeBase, hit_to_dict
 from retrieval.settings import Settings, get_settings
+from retrieval.store import probe
 from retrieval.types import SourceType
 
 log = logging.getLogger(__name__)
@@ -67,12 +70,79 @@ def require_key(request: Request, creds: Annotated[HTTPAuthorizationCredentials 
     keys = request.app.state.settings.api_keys
     if not keys:
         return
-    if creds is None or not any(secrets.compare_digest(creds.credentials, k) for k in keys):
+    # Compared as UTF-8 bytes: compare_digest refuses a str with non-ASCII characters, and any
+    # client can send one (a 500 and a traceback per request, before any key is checked).
+    sent = creds.credentials.encode("utf-8", "surrogateescape") if creds is not None else b""
+    if creds is None or not any(secrets.compare_digest(sent, k.encode("utf-8")) for k in keys):
         raise ApiError(401, "unauthorized", "missing or invalid API key: send 'Authorization: Bearer <key>'")
 
 
+def session_owner(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
+    """Who a session belongs to: a digest of the caller's API key ('' when the service has none)."""
+    if creds is None:
+        return ""
+    return hashlib.sha256(creds.credentials.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
 KB = Annotated[KnowledgeBase, Depends(get_kb)]
+Owner = Annotated[str, Depends(session_owner)]
 Auth = Depends(require_key)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuses an over-long request body with a 413 while it streams in: FastAPI reads a whole
+    multipart body before the route can look at its size (a 300 MB upload was read in full
+    before its 413). ``Content-Length`` is checked first; a chunked body is counted as it arrives."""
+
+    def __init__(self, app: Any, upload_limit: int, json_limit: int = 1 << 20) -> None:
+        self.app, self.upload_limit, self.json_limit = app, upload_limit, json_limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.upload_limit if scope["path"].endswith("/ingest/upload") else self.json_limit
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await self._refuse(send, limit)
+            return
+        seen = [0]
+        refused = [False]
+
+        async def counted() -> Any:
+            message = await receive()
+            if message["type"] == "http.request":
+                seen[0] += len(message.get("body", b""))
+                if seen[0] > limit:
+                    raise _TooLarge
+            return message
+
+        async def tracked(message: Any) -> None:
+            if seen[0] > limit:  # the app answered its parse error (FastAPI's form parser turns ours into a 400): a 413 instead
+                if not refused[0]:
+                    refused[0] = True
+                    await self._refuse(send, limit)
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except _TooLarge:
+            if not refused[0]:
+                refused[0] = True
+                await self._refuse(send, limit)
+
+    @staticmethod
+    async def _refuse(send: Any, limit: int) -> None:
+        body = json.dumps({"error": {"type": "too_large", "message": f"the request body is over the {limit:,}-byte limit: "
+                                     "send less (uploads: SRE_KB_MAX_UPLOAD_BYTES)"}}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
 
 
 class MetricsMiddleware:
@@ -115,8 +185,13 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
     chunks_gauge = Gauge("srekb_index_chunks", "chunks in the index", registry=registry)
     sources_gauge = Gauge("srekb_index_sources", "files in the index", registry=registry)
 
-    def job_done(job: Job) -> None:
-        ingest_jobs.labels(job.status).inc()
+    def job_done(job: Job, status: str) -> None:
+        ingest_jobs.labels(status).inc()
+        uploads = upload_dir(settings).resolve()
+        for skip in (job.report or {}).get("skipped", []):  # an uploaded file the ingest refused is not kept
+            path = Path(job.paths[0]).parent / str(skip.get("path", "")) if job.paths else None
+            if path is not None and path.resolve().parent == uploads and path.is_file():
+                path.unlink(missing_ok=True)
         for outcome in ("added", "updated", "unchanged", "deleted", "skipped"):
             ingest_files.labels(outcome).inc(len((job.report or {}).get(outcome, [])))
 
@@ -124,15 +199,16 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.kb = kb or KnowledgeBase(settings)
         app.state.settings = settings
-        app.state.jobs = JobRunner(app.state.kb, on_done=job_done)
-        app.state.sessions = SessionStore(data_dir(settings) / "sessions.sqlite", ttl_s=settings.session_ttl_s)
+        app.state.jobs = JobRunner(app.state.kb, on_done=job_done, log_path=data_dir(settings) / "sessions.sqlite")
+        app.state.sessions = SessionStore(data_dir(settings) / "sessions.sqlite", ttl_s=settings.session_ttl_s, max_sessions=settings.max_sessions)
         yield
         app.state.jobs.shutdown()
         if kb is None:
             app.state.kb.close()
 
     app = FastAPI(title="sre-kb", version="0.1.0", description="Answers on-call questions with exact citations.", lifespan=lifespan,
-                  responses={400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 422: {"model": ErrorBody}})
+                  # Every error has the one ErrorBody shape; 413 comes from BodyLimit, 503 from a store that fails.
+                  responses={code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422, 503)})
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -157,31 +233,44 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, "http_error", str(exc.detail))
+        response = _error(exc.status_code, "http_error", str(exc.detail))
+        response.headers.update(exc.headers or {})  # a 405 keeps its Allow header
+        return response
 
+    app.add_middleware(BodyLimit, upload_limit=settings.max_upload_bytes + (1 << 20))  # + multipart framing
     app.add_middleware(MetricsMiddleware, requests_total=requests_total, latency=latency)
 
     @app.post("/v1/ask", response_model=AskResponse, dependencies=[Auth],
               responses={200: {"content": {"text/event-stream": {}}, "description": "the answer, or SSE events when streaming"}})
-    async def ask(body: QuestionRequest, kb: KB, request: Request) -> Any:
+    async def ask(body: QuestionRequest, kb: KB, request: Request, owner: Owner) -> Any:
         filters = body.filters.model_dump(exclude_defaults=True) if body.filters else None
         question = body.question
         sessions: SessionStore = request.app.state.sessions
         if body.session_id:
-            history = await run_in_threadpool(sessions.history, body.session_id)
+            try:
+                history = await run_in_threadpool(sessions.history, body.session_id, owner)
+            except UnknownSession:
+                raise ApiError(404, "unknown_session", "no live session with that id for this API key (expired, evicted or never "
+                               "issued): start one with POST /v1/sessions and send its session_id") from None
             llm = getattr(kb.answerer, "_client", None)
             question = await run_in_threadpool(rewrite, body.question, history, llm, settings.gemini_model)
         if body.stream or "text/event-stream" in request.headers.get("accept", ""):
             if body.session_id:
-                await run_in_threadpool(sessions.add, body.session_id, body.question, question)
+                await run_in_threadpool(sessions.add, body.session_id, owner, body.question, question)
             return StreamingResponse(_sse_answer(kb, question, body.k, filters or None), media_type="text/event-stream")
         answer = await run_in_threadpool(kb.ask, question, body.k, filters or None)
         out = answer.to_dict()
         if body.session_id:
-            await run_in_threadpool(sessions.add, body.session_id, body.question, question)
+            await run_in_threadpool(sessions.add, body.session_id, owner, body.question, question)
             out["session_id"] = body.session_id
             out["standalone_question"] = question
         return out
+
+    @app.post("/v1/sessions", response_model=SessionOut, status_code=201, dependencies=[Auth])
+    async def new_session(request: Request, owner: Owner) -> dict[str, Any]:
+        """Start a follow-up session: send its ``session_id`` with each question of the conversation."""
+        sid = await run_in_threadpool(request.app.state.sessions.create, owner)
+        return {"session_id": sid, "idle_expiry_s": settings.session_ttl_s}
 
     @app.post("/v1/search", response_model=SearchResponse, dependencies=[Auth])
     async def search(body: QuestionRequest, kb: KB) -> dict[str, Any]:
@@ -199,35 +288,46 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
         for p in paths:
             try:
                 real = p.resolve()
-            except (OSError, ValueError) as exc:  # NUL bytes, over-long names, loops
-                raise ApiError(400, "invalid_path", f"unusable path {str(p)[:200]!r}: {exc}") from exc
-            if not any(real == r.resolve() or r.resolve() in real.parents for r in roots):
-                raise ApiError(403, "forbidden", f"{p} is outside the allowed roots ({', '.join(map(str, roots))})")
-            if not real.exists():
-                raise ApiError(404, "not_found", f"no such file or directory: {p}")
+                inside = any(real == r.resolve() or r.resolve() in real.parents for r in roots)
+                exists = inside and real.exists()
+            except (OSError, ValueError, RuntimeError) as exc:  # NUL bytes, over-long names, symlink loops (RuntimeError before 3.13)
+                raise ApiError(400, "invalid_path", f"unusable path {str(p)[:200]!r}: {str(exc)[:200]}") from exc
+            if not inside:
+                raise ApiError(403, "forbidden", f"{str(p)[:200]} is outside the allowed roots ({', '.join(map(str, roots))})")
+            if not exists:
+                raise ApiError(404, "not_found", f"no such file or directory: {str(p)[:200]}")
         job = request.app.state.jobs.submit(paths, source_type=SourceType(body.source_type) if body.source_type else None,
                                             allowed_roots=roots, delete_missing=body.delete_missing)
         return job.to_dict()
 
     @app.post("/v1/ingest/upload", response_model=JobOut, status_code=202, dependencies=[Auth])
-    async def ingest_upload(request: Request, files: Annotated[list[UploadFile], File(description="documents to ingest")]) -> dict[str, Any]:
+    async def ingest_upload(request: Request, kb: KB, files: Annotated[list[UploadFile], File(description="documents to ingest")]) -> dict[str, Any]:
         if len(files) > MAX_UPLOAD_FILES:
             raise ApiError(413, "too_large", f"at most {MAX_UPLOAD_FILES} files per upload")
         target = upload_dir(settings)
         target.mkdir(parents=True, exist_ok=True)
-        saved: list[Path] = []
         total = sum(f.size or 0 for f in files)
         if total > settings.max_upload_bytes:
             raise ApiError(413, "too_large", f"the upload is {total:,} bytes, over the {settings.max_upload_bytes:,}-byte limit")
-        for f in files:
-            name = safe_name(f.filename or "")
+        names = [safe_name(f.filename or "") for f in files]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:  # the last would silently win, and the report would say "added" twice
+            raise ApiError(400, "invalid_upload", f"two files named {twice[0]} in one upload: rename one, or upload them separately")
+        known = await run_in_threadpool(kb.store.sources)
+        for name in names:
+            rec = known.get(name)
+            if rec is not None and Path(rec.root).resolve() != target.resolve():
+                raise ApiError(409, "conflict", f"{name} is already ingested from {rec.root}: an upload of the same name would replace it; "
+                               "rename the upload, or re-ingest that folder")
+        blobs = []
+        for f, name in zip(files, names, strict=True):
             data = await f.read(settings.max_file_bytes + 1)
             if len(data) > settings.max_file_bytes:
                 raise ApiError(413, "too_large", f"{name} is over the {settings.max_file_bytes:,}-byte limit")
-            path = target / name
+            blobs.append((target / name, data))
+        for path, data in blobs:  # written only once the whole upload is accepted: a refused upload leaves nothing on disk
             path.write_bytes(data)
-            saved.append(path)
-        job = request.app.state.jobs.submit(saved, delete_missing=False)
+        job = request.app.state.jobs.submit([p for p, _ in blobs], delete_missing=False)
         return job.to_dict()
 
     @app.get("/v1/jobs/{job_id}", response_model=JobOut, dependencies=[Auth])
@@ -285,9 +385,11 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
     async def health(kb: KB) -> dict[str, Any]:
         components: dict[str, ComponentHealth] = {}
         t = time.perf_counter()
-        try:
-            n = await run_in_threadpool(kb.store.count)
+        try:  # a count alone said healthy for a store whose vector file was truncated (every search failed)
+            n = await run_in_threadpool(lambda: probe(kb.store, settings.qdrant_url or settings.store, server=bool(settings.qdrant_url)))
             components["store"] = ComponentHealth(status="ok", latency_ms=_ms(t), detail=f"{n} chunks")
+        except StoreDamagedError as exc:
+            components["store"] = ComponentHealth(status="degraded", latency_ms=_ms(t), detail=str(exc))
         except Exception as exc:
             components["store"] = ComponentHealth(status="down", latency_ms=_ms(t), detail=str(exc))
         t = time.perf_counter()
@@ -319,11 +421,16 @@ def upload_dir(settings: Settings) -> Path:
     return data_dir(settings) / "uploads"
 
 
+MAX_NAME = 255  # bytes in a file name on every common file system
+
+
 def safe_name(name: str) -> str:
-    """A file name from an upload, stripped of any directory part; refuses empty or hidden names."""
+    """A file name from an upload, stripped of any directory part; refuses empty, hidden or over-long names."""
     base = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name.replace("\\", "/")).name)
     if not base or base.startswith("."):
-        raise ApiError(400, "invalid_upload", f"unusable file name {name!r}")
+        raise ApiError(400, "invalid_upload", f"unusable file name {name[:200]!r}")
+    if len(base) > MAX_NAME:
+        raise ApiError(400, "invalid_upload", f"the file name is {len(base)} characters, over the {MAX_NAME}-character limit: rename it")
     return base
 
 
@@ -333,10 +440,10 @@ def _source_out(r: Any) -> dict[str, Any]:
 
 
 def _source_text(kb: KnowledgeBase, record: Any) -> dict[str, Any]:
-    """The file's text with line numbers (from disk when it is still there, else from its chunks)."""
-    by_line, from_file = kb.source_lines(record)
+    """The indexed text with line numbers (from disk while the file is unchanged, else from its chunks)."""
+    by_line, from_file, changed = kb.source_lines(record)
     return {"id": record.path, "path": record.path, "source_type": record.source_type.value, "title": record.title,
-            "from_file": from_file, "lines": [{"n": n, "text": by_line[n]} for n in sorted(by_line)]}
+            "from_file": from_file, "changed_since_ingest": changed, "lines": [{"n": n, "text": by_line[n]} for n in sorted(by_line)]}
 
 
 async def _sse_answer(kb: KnowledgeBase, question: str, k: int | None, filters: dict[str, Any] | None) -> AsyncIterator[str]:

@@ -57,12 +57,21 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log prog
 
 
 def _settings(store: Path | None) -> Any:
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
     from retrieval.settings import Settings
 
     overrides: dict[str, Any] = {}
     if store is not None:
         overrides["store"] = store
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"SRE_KB_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        _fail(f"invalid settings: {problems}", EXIT_USAGE)
+    except SettingsError as exc:
+        _fail(f"invalid settings: {exc}", EXIT_USAGE)
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> None:
@@ -79,6 +88,8 @@ def ingest(
     ] = None,
     exclude: Annotated[list[str], typer.Option("--exclude", help="glob of paths to leave out (repeatable), e.g. 'questions*.jsonl'")] = [],  # noqa: B006
     keep_missing: Annotated[bool, typer.Option("--keep-missing", help="do not delete files that disappeared from the tree")] = False,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="delete the embedded store's index first and ingest from nothing "
+                                          "(for a store reported damaged)")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest runbooks, incidents, configs and docs into the store (incremental)."""
@@ -97,6 +108,15 @@ def ingest(
         except ValueError:
             _fail(f"unknown --type {source_type!r}: use one of runbook, incident, config, doc", EXIT_USAGE)
     settings = _settings(store)
+    if rebuild:
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:  # the index is only deleted when there is something to rebuild it from
+            _fail(f"no such path {missing[0]}: --rebuild needs the sources to ingest", EXIT_USAGE)
+        if settings.qdrant_url:
+            _fail("--rebuild deletes an embedded store; for a Qdrant server, ingest into a new SRE_KB_COLLECTION", EXIT_USAGE)
+        from retrieval.store import remove_embedded
+
+        remove_embedded(Path(settings.store))
     try:
         embedder = make_embedder(settings)
         kb_store = open_store(settings, embedder.dim, embedder.name)

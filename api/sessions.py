@@ -1,11 +1,17 @@
 """Follow-up questions (the seed's session manager): a session keeps its last turns so "and how
 do I roll it back?" is resolved against the previous question. SQLite by default; sessions
-expire after an idle time. Rewriting is rule based offline, Gemini when a key is set."""
+expire after an idle time. Rewriting is rule based offline, Gemini when a key is set.
+
+Session ids are issued by the server (``POST /v1/sessions``), unguessable, and bound to the API
+key that created them: with client-chosen ids, anyone who reused "1" had their follow-up
+rewritten with another user's question. The number of live sessions is capped; past the cap the
+least recently used are dropped."""
 
 from __future__ import annotations
 
 import logging
 import re
+import secrets
 import sqlite3
 import threading
 import time
@@ -30,37 +36,71 @@ class Turn:
     ts: float
 
 
-class SessionStore:
-    """The last ``keep`` turns of each session, in SQLite, dropped after ``ttl_s`` idle seconds."""
+class UnknownSession(LookupError):
+    """No live session with that id for this caller (never issued, expired, evicted, or another key's)."""
 
-    def __init__(self, path: Path, ttl_s: float = 3600.0, keep: int = 5) -> None:
-        self.path, self.ttl_s, self.keep = path, ttl_s, keep
+
+class SessionStore:
+    """Sessions and their last ``keep`` turns, in SQLite: dropped after ``ttl_s`` idle seconds,
+    and the least recently used beyond ``max_sessions``."""
+
+    def __init__(self, path: Path, ttl_s: float = 3600.0, keep: int = 5, max_sessions: int = 10_000) -> None:
+        self.path, self.ttl_s, self.keep, self.max_sessions = path, ttl_s, keep, max_sessions
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         with self._db() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, owner TEXT, last REAL)")
+            db.execute("CREATE INDEX IF NOT EXISTS sessions_last ON sessions (last)")
             db.execute("CREATE TABLE IF NOT EXISTS turns (session_id TEXT, ts REAL, question TEXT, standalone TEXT)")
             db.execute("CREATE INDEX IF NOT EXISTS turns_session ON turns (session_id, ts)")
+            # Turns of client-chosen ids (before sessions were issued) belong to no session: dropped.
+            db.execute("DELETE FROM turns WHERE session_id NOT IN (SELECT id FROM sessions)")
 
     def _db(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=10)
 
-    def history(self, session_id: str) -> list[Turn]:
+    def _expire(self, db: sqlite3.Connection, now: float) -> None:
+        db.execute("DELETE FROM sessions WHERE last < ?", (now - self.ttl_s,))
+        db.execute("DELETE FROM sessions WHERE id IN (SELECT id FROM sessions ORDER BY last DESC LIMIT -1 OFFSET ?)", (self.max_sessions,))
+        db.execute("DELETE FROM turns WHERE session_id NOT IN (SELECT id FROM sessions)")
+
+    def create(self, owner: str) -> str:
+        """A new session for ``owner`` (a digest of the caller's API key); returns its id."""
+        sid = secrets.token_urlsafe(18)
         now = time.time()
         with self._lock, self._db() as db:
-            db.execute("DELETE FROM turns WHERE session_id IN (SELECT session_id FROM turns GROUP BY session_id HAVING MAX(ts) < ?)",
-                       (now - self.ttl_s,))
+            db.execute("INSERT INTO sessions VALUES (?, ?, ?)", (sid, owner, now))
+            self._expire(db, now)
+        return sid
+
+    def _check(self, db: sqlite3.Connection, session_id: str, owner: str, now: float) -> None:
+        row = db.execute("SELECT owner, last FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        if row is None or row[0] != owner or row[1] < now - self.ttl_s:
+            raise UnknownSession(session_id)
+
+    def history(self, session_id: str, owner: str) -> list[Turn]:
+        now = time.time()
+        with self._lock, self._db() as db:
+            self._check(db, session_id, owner, now)
             rows = db.execute(
                 "SELECT question, standalone, ts FROM turns WHERE session_id = ? ORDER BY ts DESC LIMIT ?", (session_id, self.keep)
             ).fetchall()
         return [Turn(q, s, ts) for q, s, ts in reversed(rows)]
 
-    def add(self, session_id: str, question: str, standalone: str) -> None:
+    def add(self, session_id: str, owner: str, question: str, standalone: str) -> None:
+        now = time.time()
         with self._lock, self._db() as db:
-            db.execute("INSERT INTO turns VALUES (?, ?, ?, ?)", (session_id, time.time(), question, standalone))
+            self._check(db, session_id, owner, now)
+            db.execute("UPDATE sessions SET last = ? WHERE id = ?", (now, session_id))
+            db.execute("INSERT INTO turns VALUES (?, ?, ?, ?)", (session_id, now, question, standalone))
             db.execute(
                 "DELETE FROM turns WHERE session_id = ? AND ts NOT IN (SELECT ts FROM turns WHERE session_id = ? ORDER BY ts DESC LIMIT ?)",
                 (session_id, session_id, self.keep),
             )
+
+    def count(self) -> int:
+        with self._lock, self._db() as db:
+            return int(db.execute("SELECT count(*) FROM sessions WHERE last >= ?", (time.time() - self.ttl_s,)).fetchone()[0])
 
 
 def is_follow_up(question: str) -> bool:

@@ -67,7 +67,7 @@ def naive_windows(kb: KnowledgeBase, chunk_tokens: int = NAIVE_CHUNK_TOKENS, ove
     splitter = SentenceSplitter(chunk_size=chunk_tokens, chunk_overlap=overlap, tokenizer=wordpiece_tokenizer(kb.settings.embedding_model) or str.split)
     out: list[Chunk] = []
     for path, record in sorted(kb.store.sources().items()):
-        by_line, _ = kb.source_lines(record)
+        by_line, _, _ = kb.source_lines(record)
         text = "\n".join(by_line.get(n, "") for n in range(1, max(by_line, default=0) + 1))
         if not text.strip():
             continue

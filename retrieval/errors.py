@@ -38,6 +38,10 @@ class StoreNotFoundError(StoreError):
     """No index exists at the given store path."""
 
 
+class StoreDamagedError(StoreError):
+    """The store's files are unreadable (truncated, overwritten): it must be rebuilt from its sources."""
+
+
 class IngestError(SreKbError):
     """An ingest run cannot start."""
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
@@ -15,6 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,14 +27,14 @@ from retrieval.answer import NOT_ENOUGH, Answerer, ExtractiveAnswerer, GeminiAns
 from retrieval.answerability import Answerability, AnswerabilityModel, Logistic
 from retrieval.citations import Citation, SRECitationFormatter
 from retrieval.embedding import Embedder, make_embedder
-from retrieval.errors import QueryError
+from retrieval.errors import QueryError, SreKbError, StoreError
 from retrieval.intent import EmbeddingIntentClassifier, IntentClassifier, make_classifier
 from retrieval.model import MODEL_FILE, load_model
 from retrieval.rerank import Reranker, make_reranker, section_value
 from retrieval.settings import Settings, get_settings
 from retrieval.sparse import default_bm25
 from retrieval.stats import CorpusStats
-from retrieval.store import HybridQuery, SearchFilters, Store, open_store
+from retrieval.store import HybridQuery, SearchFilters, Store, damaged, open_store
 from retrieval.strategy import DEFAULT_STRATEGIES, Strategy, blend
 from retrieval.types import Chunk, Hit, Intent, SourceRecord, SourceType, link_names
 
@@ -79,7 +81,8 @@ class Answer:
             "mode": self.mode,
             "abstained": self.abstained,
             "outcome": self.outcome,
-            "answerability": {"score": round(a.score, 4), "abstain_score": round(a.abstain_score, 4), "outcome": a.outcome, "missing": a.reasons} if a else None,
+            "answerability": {"score": round(a.score, 4), "abstain_score": round(a.abstain_score, 4), "outcome": a.outcome,
+                              "missing": a.reasons} if a else None,
             "answer": self.text,
             "citations": [c.to_dict() for c in self.citations],
             "citation_block": self.citation_block,
@@ -187,6 +190,13 @@ def parse_filters(filters: SearchFilters | Mapping[str, Any] | None) -> SearchFi
     for key in ("services", "paths"):
         if isinstance(data.get(key), str):
             data[key] = [data[key]]
+    for key in ("date_from", "date_to"):
+        value = data.get(key)
+        if value is not None:
+            try:
+                date.fromisoformat(str(value)[:10])
+            except ValueError as exc:
+                raise QueryError(f"{key} {str(value)[:40]!r} is not a calendar date: use YYYY-MM-DD, e.g. 2024-08-20") from exc
     return SearchFilters(source_types=types, **{k: v for k, v in data.items() if v is not None})
 
 
@@ -270,6 +280,8 @@ class KnowledgeBase:
         if not isinstance(question, str) or not question.strip():
             raise QueryError("the question is empty: ask something like 'etcd has no leader, what do I check?'")
         q = " ".join(question.split())
+        if not any(ch.isalnum() for ch in q):  # only control characters or punctuation: nothing to search for
+            raise QueryError("the question has no words in it: ask something like 'etcd has no leader, what do I check?'")
         if len(q) > self.settings.max_question_chars:
             raise QueryError(
                 f"the question is {len(q)} characters, over the limit of {self.settings.max_question_chars}: "
@@ -332,13 +344,20 @@ class KnowledgeBase:
         t = time.perf_counter()
         do_rerank = self.settings.reranking_enabled if rerank is None else rerank
         limit = max(k, strategy.candidates) if do_rerank else k
-        if self.settings.hybrid_search:
-            hits = self.store.hybrid(
-                HybridQuery(dense, sparse, limit=limit, prefetch=max(strategy.prefetch, limit), dense_weight=strategy.dense_weight,
-                            sparse_weight=strategy.sparse_weight, rrf_k=strategy.rrf_k, filters=flt)
-            )
-        else:
-            hits = self.store.dense_search(dense, limit, flt)
+        try:
+            if self.settings.hybrid_search:
+                hits = self.store.hybrid(
+                    HybridQuery(dense, sparse, limit=limit, prefetch=max(strategy.prefetch, limit), dense_weight=strategy.dense_weight,
+                                sparse_weight=strategy.sparse_weight, rrf_k=strategy.rrf_k, filters=flt)
+                )
+            else:
+                hits = self.store.dense_search(dense, limit, flt)
+        except SreKbError:
+            raise
+        except Exception as exc:  # the engine could not read its files (a store damaged after it was opened), or the server failed
+            if self.settings.qdrant_url:
+                raise StoreError(f"the Qdrant server at {self.settings.qdrant_url} failed a search ({str(exc)[:300]}): is it up?") from exc
+            raise damaged(self.settings.store, exc) from exc
             for h in hits:
                 h.scores = {"fused": h.score, "dense": h.score, "bm25": 0.0}
         timings["retrieve"] = (time.perf_counter() - t) * 1000
@@ -448,21 +467,27 @@ class KnowledgeBase:
         out.insert(out.index(first) + 1, Hit(section, first.score + 1e-6, scores={"asked_section": 1.0}))
         return out
 
-    def source_lines(self, record: SourceRecord) -> tuple[dict[int, str], bool]:
-        """A source's lines by 1-based number, and whether they came from the file: from disk while
-        it is still there inside its ingest root, else rebuilt from its stored chunks."""
+    def source_lines(self, record: SourceRecord) -> tuple[dict[int, str], bool, bool]:
+        """A source's lines by 1-based number, whether they came from the file, and whether the
+        file changed since it was ingested. From disk while the file inside its ingest root is
+        still the version that was indexed (same SHA-256), else rebuilt from its stored chunks,
+        so the line numbers always match the citations."""
         root = Path(record.root).resolve()
+        changed = False
         try:
             real = (Path(record.root) / record.path).resolve()
             if real.is_file() and (real == root or root in real.parents):
-                return dict(enumerate(real.read_text(encoding="utf-8-sig").splitlines(), 1)), True
+                data = real.read_bytes()
+                if hashlib.sha256(data).hexdigest() == record.sha256:
+                    return dict(enumerate(data.decode("utf-8-sig").splitlines(), 1)), True, False
+                changed = True
         except (OSError, UnicodeDecodeError):
             pass
         by_line: dict[int, str] = {}
         for chunk in self.store.chunks(record.path):
             for i, line in enumerate(chunk.text.splitlines()):
                 by_line.setdefault(chunk.line_start + i, line)
-        return by_line, False
+        return by_line, False, changed
 
     def close(self) -> None:
         if self._owns_store:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -60,9 +61,26 @@ class Settings(BaseSettings):
     )
 
     # HTTP service
-    api_keys: list[str] = Field(default_factory=list, description="bearer keys; when set every route but health needs one")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="bearer keys; when set every route but health needs one (a JSON list, or comma-separated)"
+    )
     allow_insecure: bool = Field(default=False, description="serve on a non-loopback address without API keys")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _keys(cls, value: Any) -> Any:
+        return _key_list(value)
+
+    @field_validator("api_keys")
+    @classmethod
+    def _no_empty_key(cls, keys: list[str]) -> list[str]:
+        # An empty key would match an empty bearer token; spaces around one never match what a client sends.
+        for k in keys:
+            if not k.strip() or k != k.strip():
+                raise ValueError("an API key is empty or has surrounding spaces: list non-empty keys, e.g. '[\"k1\", \"k2\"]' or 'k1,k2'")
+        return keys
     session_ttl_s: float = Field(default=3600.0, gt=0, description="follow-up sessions expire after this idle time")
+    max_sessions: int = Field(default=10_000, ge=1, description="live follow-up sessions kept; beyond, the least recently used go")
     max_upload_bytes: int = Field(default=20_000_000, ge=1, description="total size of one multipart upload")
 
     # LLM (optional)
@@ -71,6 +89,19 @@ class Settings(BaseSettings):
     )
     gemini_model: str = "gemini-2.5-flash"
     llm_timeout_s: float = 20.0
+
+
+def _key_list(value: Any) -> Any:
+    """SRE_KB_API_KEYS as a JSON list or comma-separated ('k1,k2'); a bare 'plainkey' is one key."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except ValueError as exc:
+                raise ValueError(f"not a JSON list of keys ({exc.args[0]}): use '[\"k1\", \"k2\"]' or 'k1,k2'") from exc
+        return [k.strip() for k in text.split(",")] if text else []
+    return value
 
 
 @lru_cache(maxsize=1)

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from retrieval.errors import ConfigError, StoreError, StoreLockedError, StoreNotFoundError
+from retrieval.errors import ConfigError, StoreDamagedError, StoreError, StoreLockedError, StoreNotFoundError
 from retrieval.settings import Settings
 from retrieval.types import Chunk, Hit, SourceRecord, SourceType
 
@@ -105,6 +105,8 @@ class HybridQuery:
 class Store(Protocol):
     """What ingestion and retrieval need from a vector store."""
 
+    dim: int
+
     def upsert(self, chunks: Sequence[Chunk], dense: np.ndarray, sparse: Sequence[SparseVec], file_hash: str) -> None:
         """Write chunks with their vectors (overwrites points with the same path#key)."""
 
@@ -175,6 +177,34 @@ def _with_channel_scores(fused: list[tuple[Any, float, Any]], dense: list[tuple[
 # --------------------------------------------------------------------------------------------
 
 
+def damaged(where: Path | str, what: object) -> StoreDamagedError:
+    return StoreDamagedError(
+        f"the store at {where} is damaged ({str(what)[:300]}): rebuild it from its sources with "
+        f"`srekb ingest PATH... --store {where} --rebuild`"
+    )
+
+
+def probe(store: Store, where: Path | str, *, server: bool = False) -> int:
+    """A cheap integrity check (a count, one dense query reading one chunk's payload): a store
+    whose files were truncated opens but fails every search, so it is checked when opened and by
+    ``/health``. Returns the chunk count; raises :class:`StoreDamagedError`."""
+    try:
+        n = store.count()
+        if n:
+            unit = np.zeros(store.dim, dtype=np.float32)
+            unit[0] = 1.0
+            hits = store.dense_search(unit, 1)
+            if not hits or not hits[0].chunk.path:
+                raise StoreError(f"{n} chunks counted but a search returns none")
+    except StoreLockedError:
+        raise
+    except Exception as exc:
+        if server:  # unreachable or refusing, not damaged files: nothing to rebuild here
+            raise StoreError(f"the Qdrant server at {where} failed a check ({str(exc)[:300]}): is it up and reachable?") from exc
+        raise damaged(where, exc) from exc
+    return n
+
+
 class EdgeStore:
     """The Qdrant engine in-process: ``<dir>/shard`` + ``<dir>/sources.sqlite`` + ``<dir>/store.json``."""
 
@@ -189,7 +219,12 @@ class EdgeStore:
         exists = (shard_dir / "wal").exists() or meta_path.exists()
         if not exists and not create:
             raise StoreNotFoundError(f"no index at {self.directory}: run `srekb ingest PATH --store {self.directory}` first")
-        meta: dict[str, Any] = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        try:
+            meta: dict[str, Any] = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+            if not isinstance(meta, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            raise damaged(self.directory, f"store.json: {exc}") from exc
         if meta_path.exists():
             if meta.get("dim") != dim or meta.get("model") != model:
                 raise ConfigError(
@@ -220,6 +255,8 @@ class EdgeStore:
                     f"the store {self.directory} is in use by another process (is `srekb serve` running on it?): "
                     "stop that process, query it over HTTP, or pass another --store"
                 ) from exc
+            if exists:
+                raise damaged(self.directory, exc) from exc
             raise StoreError(f"cannot open the store at {self.directory}: {exc}") from exc
         self._lock = threading.RLock()
         self._closed = False
@@ -228,11 +265,16 @@ class EdgeStore:
         # 40 payloads into Python objects was half of a query's engine time, all of it under the GIL.
         self._chunks: OrderedDict[Any, Chunk] = OrderedDict()  # point id (as the engine gives it) -> chunk
         self._db_path = self.directory / "sources.sqlite"
-        with self._db() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS sources (path TEXT PRIMARY KEY, root TEXT, source_type TEXT, sha256 TEXT,"
-                " size INTEGER, chunks INTEGER, ingested_at TEXT, title TEXT, pipeline TEXT)"
-            )
+        try:
+            with self._db() as db:
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS sources (path TEXT PRIMARY KEY, root TEXT, source_type TEXT, sha256 TEXT,"
+                    " size INTEGER, chunks INTEGER, ingested_at TEXT, title TEXT, pipeline TEXT)"
+                )
+                db.execute("SELECT count(*) FROM sources").fetchone()
+        except sqlite3.DatabaseError as exc:
+            self._shard.close()
+            raise damaged(self.directory, f"sources.sqlite: {exc}") from exc
 
     def _renumber_points(self) -> None:
         """Give every point with a UUID id (a store written before integer ids) its integer id:
@@ -574,8 +616,26 @@ class ServerStore:
         self._client.close()
 
 
+def remove_embedded(directory: Path) -> None:
+    """Delete an embedded store's index files (shard, sources, metadata, cached statistics), and
+    nothing else in the directory (the service's sessions and uploads stay)."""
+    import shutil
+
+    shutil.rmtree(directory / "shard", ignore_errors=True)
+    for name in ["store.json", "sources.sqlite", *(p.name for p in directory.glob("stats-*.json"))]:
+        (directory / name).unlink(missing_ok=True)
+
+
 def open_store(settings: Settings, dim: int, model: str, *, create: bool = True) -> Store:
     """The store the settings name: a Qdrant server when ``qdrant_url`` is set, else the embedded one."""
     if settings.qdrant_url:
-        return ServerStore(settings.qdrant_url, settings.collection, dim, model, settings.qdrant_api_key, create=create)
-    return EdgeStore(settings.store, dim, model, create=create)
+        store: Store = ServerStore(settings.qdrant_url, settings.collection, dim, model, settings.qdrant_api_key, create=create)
+        where = f"{settings.qdrant_url} collection {settings.collection}"
+    else:
+        store, where = EdgeStore(settings.store, dim, model, create=create), str(settings.store)
+    try:
+        probe(store, where, server=bool(settings.qdrant_url))
+    except StoreError:
+        store.close()
+        raise
+    return store

@@ -419,7 +419,9 @@
     ui.sourceTitle.textContent = data.title || data.path;
     ui.sourceMeta.textContent = `${data.path} · ${data.source_type}${start ? ` · cited ${lineRange(c)}` : ""}`;
     if (!data.from_file) {
-      ui.sourceNote.textContent = "The file is no longer on disk: this text is rebuilt from the indexed chunks, so some lines may be missing.";
+      ui.sourceNote.textContent = data.changed_since_ingest
+        ? "The file changed since it was ingested: this is the indexed version (rebuilt from its chunks, so the line numbers match the citations); re-ingest to update."
+        : "The file is no longer on disk: this text is rebuilt from the indexed chunks, so some lines may be missing.";
       ui.sourceNote.hidden = false;
     }
     const rows = [];

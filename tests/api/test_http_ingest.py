@@ -49,7 +49,14 @@ def test_ingest_job_sources_and_delete(app_url):
     page = httpx.get(f"{url}/v1/sources", params={"limit": 10}, timeout=10).json()
     assert page["total"] == 1 and page["items"][0]["id"] == "runbooks/disk.md" and page["items"][0]["chunks"] == 1
     text = httpx.get(f"{url}/v1/sources/runbooks/disk.md", timeout=10).json()
-    assert text["from_file"] and text["lines"][4] == {"n": 5, "text": "Delete old WAL segments with pg_archivecleanup."}
+    assert text["from_file"] and not text["changed_since_ingest"]
+    assert text["lines"][4] == {"n": 5, "text": "Delete old WAL segments with pg_archivecleanup."}
+    # Bug: after the file was replaced on disk, the current text was served, so line numbers no longer matched the citations.
+    (root / "runbooks" / "disk.md").write_text("# Disk full\n\nInserted line.\n\n## Mitigation\n\nSomething else now.\n")
+    text = httpx.get(f"{url}/v1/sources/runbooks/disk.md", timeout=10).json()
+    assert not text["from_file"] and text["changed_since_ingest"]
+    assert {"n": 5, "text": "Delete old WAL segments with pg_archivecleanup."} in text["lines"]
+    (root / "runbooks" / "disk.md").write_text(RUNBOOK)
     ans = httpx.post(f"{url}/v1/ask", json={"question": "How do I clean up WAL segments when the disk is full?"}, timeout=30).json()
     assert ans["citations"][0]["path"] == "runbooks/disk.md"
     assert httpx.delete(f"{url}/v1/sources/runbooks/disk.md", timeout=10).json() == {"deleted": "runbooks/disk.md"}
@@ -104,3 +111,25 @@ def test_streaming_and_metrics(app_url):
     assert 'srekb_http_requests_total{method="POST",route="/v1/ask",status="200"}' in metrics
     assert "srekb_index_chunks 1.0" in metrics and 'srekb_ingest_jobs_total{status="succeeded"}' in metrics
     json.loads(httpx.get(f"{url}/openapi.json", timeout=10).text)
+
+
+def test_uploads_never_collide_and_refused_files_are_not_kept(app_url):
+    """Bugs: two uploaded files of one name (the last won, the report said "added" twice); an
+    upload replacing an ingested folder's file of the same name; refused upload files left on disk."""
+    url, root, tmp = app_url
+    (root / "disk.md").write_text(RUNBOOK)  # a top-level file of the allowed root, ingested by path
+    r = httpx.post(f"{url}/v1/ingest", json={"paths": [str(root)]}, timeout=10)
+    assert _wait(url, r.json()["id"])["status"] == "succeeded"
+    doc = ("files", ("notes.md", b"# Notes\n\nRotate the logs weekly.\n", "text/markdown"))
+    r = httpx.post(f"{url}/v1/ingest/upload", files=[doc, doc], timeout=10)
+    assert r.status_code == 400 and "two files named notes.md" in r.json()["error"]["message"]
+    r = httpx.post(f"{url}/v1/ingest/upload", files=[("files", ("disk.md", b"# Replaced\n\nNothing useful.\n", "text/markdown"))], timeout=10)
+    assert r.status_code == 409 and str(root) in r.json()["error"]["message"]
+    text = httpx.get(f"{url}/v1/sources/disk.md", timeout=10).json()
+    assert any("pg_archivecleanup" in line["text"] for line in text["lines"])  # the folder's file is intact
+    binary = ("files", ("blob.md", b"\x00\x01\x02 binary \x00" * 50, "text/markdown"))
+    r = httpx.post(f"{url}/v1/ingest/upload", files=[doc, binary], timeout=10)
+    job = _wait(url, r.json()["id"])
+    assert job["report"]["added"] == ["notes.md"] and [s["path"] for s in job["report"]["skipped"]] == ["blob.md"]
+    uploads = tmp / "store" / "uploads"
+    assert (uploads / "notes.md").is_file() and not (uploads / "blob.md").exists()

@@ -3,9 +3,10 @@
 import time
 
 import httpx
+import pytest
 
 from api.app import create_app
-from api.sessions import SessionStore, Turn, is_follow_up, rewrite
+from api.sessions import SessionStore, Turn, UnknownSession, is_follow_up, rewrite
 from tests.api.test_http import Server
 
 
@@ -21,21 +22,50 @@ def test_follow_up_detection_and_rewrite():
 
 def test_session_store_keeps_last_turns_and_expires(tmp_path):
     store = SessionStore(tmp_path / "s.sqlite", ttl_s=0.5, keep=2)
+    sid = store.create("owner-a")
     for i in range(3):
-        store.add("s1", f"q{i}", f"q{i}")
-    assert [t.question for t in store.history("s1")] == ["q1", "q2"]
+        store.add(sid, "owner-a", f"q{i}", f"q{i}")
+    assert [t.question for t in store.history(sid, "owner-a")] == ["q1", "q2"]
     time.sleep(0.6)
-    assert store.history("s1") == []  # idle past the TTL
+    with pytest.raises(UnknownSession):  # idle past the TTL
+        store.history(sid, "owner-a")
 
 
-def test_follow_up_over_http(shipped_kb):
-    with Server(create_app(shipped_kb.settings, shipped_kb)) as url:
-        first = httpx.post(f"{url}/v1/ask", json={"question": "A bad checkout-api release is live. How do I roll it back with Argo CD?",
-                                                  "session_id": "oncall-1"}, timeout=30).json()
-        assert first["session_id"] == "oncall-1" and first["citations"]
-        follow = httpx.post(f"{url}/v1/ask", json={"question": "and how long does that take?", "session_id": "oncall-1"}, timeout=30).json()
+def test_sessions_are_issued_bound_to_their_owner_and_capped(tmp_path):
+    """Bug: ids were chosen by the client, so anyone with a key who reused "1" got a follow-up
+    rewritten with another user's question; and nothing capped the number of sessions."""
+    store = SessionStore(tmp_path / "s.sqlite", max_sessions=3)
+    ids = [store.create("owner-a") for _ in range(5)]
+    assert len(set(ids)) == 5 and all(len(i) >= 24 for i in ids)  # unguessable, never reused
+    assert store.count() == 3  # the two least recently used were evicted
+    with pytest.raises(UnknownSession):
+        store.history(ids[0], "owner-a")
+    store.add(ids[4], "owner-a", "etcd has no leader", "etcd has no leader")
+    with pytest.raises(UnknownSession):  # another key cannot read it, nor write to it
+        store.history(ids[4], "owner-b")
+    with pytest.raises(UnknownSession):
+        store.add(ids[4], "owner-b", "and why?", "and why?")
+    with pytest.raises(UnknownSession):
+        store.history("1", "owner-a")  # never issued
+
+
+def test_follow_up_over_http(shipped_kb, tmp_path):
+    s = shipped_kb.settings.model_copy(update={"api_keys": ["key-of-alice", "key-of-bob"]})
+    alice, bob = ({"Authorization": f"Bearer {k}"} for k in s.api_keys)
+    with Server(create_app(s, shipped_kb)) as url:
+        made = httpx.post(f"{url}/v1/sessions", headers=alice, timeout=30)
+        assert made.status_code == 201, made.text
+        sid = made.json()["session_id"]
+        first = httpx.post(f"{url}/v1/ask", headers=alice, json={"question": "A bad checkout-api release is live. How do I roll it back with Argo CD?",
+                                                                  "session_id": sid}, timeout=30).json()
+        assert first["session_id"] == sid and first["citations"]
+        follow = httpx.post(f"{url}/v1/ask", headers=alice, json={"question": "and how long does that take?", "session_id": sid}, timeout=30).json()
         assert "checkout-api" in follow["standalone_question"]
-        alone = httpx.post(f"{url}/v1/ask", json={"question": "and how long does that take?"}, timeout=30).json()
+        alone = httpx.post(f"{url}/v1/ask", headers=alice, json={"question": "and how long does that take?"}, timeout=30).json()
         assert "standalone_question" not in alone or alone.get("standalone_question") is None
-        bad = httpx.post(f"{url}/v1/ask", json={"question": "x", "session_id": "no spaces allowed"}, timeout=30)
+        stolen = httpx.post(f"{url}/v1/ask", headers=bob, json={"question": "and how long does that take?", "session_id": sid}, timeout=30)
+        assert stolen.status_code == 404 and stolen.json()["error"]["type"] == "unknown_session" and "POST /v1/sessions" in stolen.text
+        chosen = httpx.post(f"{url}/v1/ask", headers=alice, json={"question": "x", "session_id": "oncall-1-chosen-by-me"}, timeout=30)
+        assert chosen.status_code == 404
+        bad = httpx.post(f"{url}/v1/ask", headers=alice, json={"question": "x", "session_id": "no spaces allowed"}, timeout=30)
         assert bad.status_code == 422
