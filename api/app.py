@@ -257,7 +257,8 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
         if body.stream or "text/event-stream" in request.headers.get("accept", ""):
             if body.session_id:
                 await run_in_threadpool(sessions.add, body.session_id, owner, body.question, question)
-            return StreamingResponse(_sse_answer(kb, question, body.k, filters or None), media_type="text/event-stream")
+            session = {"session_id": body.session_id, "standalone_question": question} if body.session_id else {}
+            return StreamingResponse(_sse_answer(kb, question, body.k, filters or None, session), media_type="text/event-stream")
         answer = await run_in_threadpool(kb.ask, question, body.k, filters or None)
         out = answer.to_dict()
         if body.session_id:
@@ -446,8 +447,10 @@ def _source_text(kb: KnowledgeBase, record: Any) -> dict[str, Any]:
             "from_file": from_file, "changed_since_ingest": changed, "lines": [{"n": n, "text": by_line[n]} for n in sorted(by_line)]}
 
 
-async def _sse_answer(kb: KnowledgeBase, question: str, k: int | None, filters: dict[str, Any] | None) -> AsyncIterator[str]:
-    """intent, hits, answer deltas, citations, done; an error event instead of a broken stream."""
+async def _sse_answer(kb: KnowledgeBase, question: str, k: int | None, filters: dict[str, Any] | None,
+                      session: dict[str, str] | None = None) -> AsyncIterator[str]:
+    """intent, hits, answer deltas, citations, done (with the session's id and the standalone
+    question, as the JSON answer has them); an error event instead of a broken stream."""
     def event(name: str, data: Any) -> str:
         return f"event: {name}\ndata: {json.dumps(data)}\n\n"
 
@@ -462,7 +465,8 @@ async def _sse_answer(kb: KnowledgeBase, question: str, k: int | None, filters: 
                 yield event("delta", {"text": piece + " "})
         yield event("citations", {"citations": [c.to_dict() for c in answer.citations], "citation_block": answer.citation_block})
         done = answer.to_dict()
-        yield event("done", {k: done[k] for k in ("mode", "abstained", "outcome", "answerability")} | {"timings_ms": answer.timings_ms})
+        yield event("done", {k: done[k] for k in ("mode", "abstained", "outcome", "answerability")} | {"timings_ms": answer.timings_ms}
+                    | (session or {}))
     except SreKbError as exc:
         yield event("error", {"type": "invalid_query" if isinstance(exc, QueryError) else "error", "message": str(exc)})
     except Exception as exc:  # never a broken stream: the client gets an error event

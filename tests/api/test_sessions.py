@@ -1,5 +1,6 @@
 """Follow-up questions: rule-based rewrite, SQLite sessions with expiry, and over HTTP."""
 
+import json
 import time
 
 import httpx
@@ -61,6 +62,11 @@ def test_follow_up_over_http(shipped_kb, tmp_path):
         assert first["session_id"] == sid and first["citations"]
         follow = httpx.post(f"{url}/v1/ask", headers=alice, json={"question": "and how long does that take?", "session_id": sid}, timeout=30).json()
         assert "checkout-api" in follow["standalone_question"]
+        # Streamed, the follow-up's done event carries the standalone question too.
+        with httpx.stream("POST", f"{url}/v1/ask", headers=alice, timeout=30,
+                          json={"question": "and how long does that take?", "session_id": sid, "stream": True}) as r:
+            done = [line for line in r.iter_lines() if line.startswith("data: ")][-1]
+        assert json.loads(done.removeprefix("data: "))["session_id"] == sid and "checkout-api" in done
         alone = httpx.post(f"{url}/v1/ask", headers=alice, json={"question": "and how long does that take?"}, timeout=30).json()
         assert "standalone_question" not in alone or alone.get("standalone_question") is None
         stolen = httpx.post(f"{url}/v1/ask", headers=bob, json={"question": "and how long does that take?", "session_id": sid}, timeout=30)
