@@ -65,15 +65,18 @@ def get_kb(request: Request) -> KnowledgeBase:
     return request.app.state.kb  # type: ignore[no-any-return]
 
 
+def _token(creds: HTTPAuthorizationCredentials) -> bytes:
+    """The bearer token as UTF-8 bytes: compare_digest refuses a str with non-ASCII characters, and
+    any client can send one (a 500 and a traceback per request, before any key is checked)."""
+    return creds.credentials.encode("utf-8", "surrogateescape")
+
+
 def require_key(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
     """When API keys are configured, every route but health needs ``Authorization: Bearer <key>``."""
     keys = request.app.state.settings.api_keys
     if not keys:
         return
-    # Compared as UTF-8 bytes: compare_digest refuses a str with non-ASCII characters, and any
-    # client can send one (a 500 and a traceback per request, before any key is checked).
-    sent = creds.credentials.encode("utf-8", "surrogateescape") if creds is not None else b""
-    if creds is None or not any(secrets.compare_digest(sent, k.encode("utf-8")) for k in keys):
+    if creds is None or not any(secrets.compare_digest(_token(creds), k.encode("utf-8")) for k in keys):
         raise ApiError(401, "unauthorized", "missing or invalid API key: send 'Authorization: Bearer <key>'")
 
 
@@ -81,7 +84,7 @@ def session_owner(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(
     """Who a session belongs to: a digest of the caller's API key ('' when the service has none)."""
     if creds is None:
         return ""
-    return hashlib.sha256(creds.credentials.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    return hashlib.sha256(_token(creds)).hexdigest()[:32]
 
 
 KB = Annotated[KnowledgeBase, Depends(get_kb)]
@@ -188,9 +191,9 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
     def job_done(job: Job, status: str) -> None:
         ingest_jobs.labels(status).inc()
         uploads = upload_dir(settings).resolve()
-        for skip in (job.report or {}).get("skipped", []):  # an uploaded file the ingest refused is not kept
-            path = Path(job.paths[0]).parent / str(skip.get("path", "")) if job.paths else None
-            if path is not None and path.resolve().parent == uploads and path.is_file():
+        skipped = {s.get("path") for s in (job.report or {}).get("skipped", [])}
+        for path in map(Path, job.paths):  # an uploaded file the ingest refused is not kept
+            if path.name in skipped and path.parent.resolve() == uploads:
                 path.unlink(missing_ok=True)
         for outcome in ("added", "updated", "unchanged", "deleted", "skipped"):
             ingest_files.labels(outcome).inc(len((job.report or {}).get(outcome, [])))

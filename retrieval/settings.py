@@ -69,7 +69,16 @@ class Settings(BaseSettings):
     @field_validator("api_keys", mode="before")
     @classmethod
     def _keys(cls, value: Any) -> Any:
-        return _key_list(value)
+        """A JSON list or comma-separated ('k1,k2'); a bare 'plainkey' is one key."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    return json.loads(text)
+                except ValueError as exc:
+                    raise ValueError(f"not a JSON list of keys ({exc.args[0]}): use '[\"k1\", \"k2\"]' or 'k1,k2'") from exc
+            return [k.strip() for k in text.split(",")] if text else []
+        return value
 
     @field_validator("api_keys")
     @classmethod
@@ -89,19 +98,6 @@ class Settings(BaseSettings):
     )
     gemini_model: str = "gemini-2.5-flash"
     llm_timeout_s: float = 20.0
-
-
-def _key_list(value: Any) -> Any:
-    """SRE_KB_API_KEYS as a JSON list or comma-separated ('k1,k2'); a bare 'plainkey' is one key."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                return json.loads(text)
-            except ValueError as exc:
-                raise ValueError(f"not a JSON list of keys ({exc.args[0]}): use '[\"k1\", \"k2\"]' or 'k1,k2'") from exc
-        return [k.strip() for k in text.split(",")] if text else []
-    return value
 
 
 @lru_cache(maxsize=1)
