@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,7 +74,7 @@ class Answerability:
         return self.outcome != "abstain"
 
 
-def _known(term: str, terms: set[str], prefixes: set[str]) -> bool:
+def _known(term: str, terms: AbstractSet[str], prefixes: AbstractSet[str]) -> bool:
     return term in terms or (len(term) >= PREFIX and term.isalpha() and term[:PREFIX] in prefixes)
 
 

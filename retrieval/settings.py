@@ -21,6 +21,28 @@ class Settings(BaseSettings):
     qdrant_url: str | None = Field(default=None, description="Qdrant server URL; set to use a server instead of the embedded store")
     qdrant_api_key: str | None = None
     collection: str = "sre_kb"
+    # a Qdrant cluster (read when a collection is created, except the consistency and tenant)
+    qdrant_shards: int | None = Field(
+        default=None, ge=1, le=1000, description="shards of a new collection; on a cluster, a multiple of the node count (server default: 1)"
+    )
+    qdrant_replicas: int | None = Field(
+        default=None, ge=1, le=100, description="copies of each shard on distinct nodes: survives replicas-1 node losses (server default: 1)"
+    )
+    qdrant_write_consistency: int | None = Field(
+        default=None, ge=1, le=100, description="replicas that must acknowledge a write before it returns (at most the replicas)"
+    )
+    qdrant_read_consistency: Literal["all", "majority", "quorum"] | None = Field(
+        default=None, description="replicas a read asks: unset asks one (fastest), 'majority' never misses an acknowledged write"
+    )
+    qdrant_quantization: Literal["none", "scalar"] = Field(
+        default="none",
+        description="scalar: int8 copies of the dense vectors kept in RAM (4x smaller), the originals rescore the top hits",
+    )
+    qdrant_on_disk: bool = Field(default=False, description="keep original vectors and payloads on disk (memory-mapped), not in RAM")
+    tenant: str | None = Field(
+        default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="a team's partition of a shared Qdrant collection: its writes are tagged, its reads filtered (server only)",
+    )
 
     # models
     embedding_model: str = Field(default="all-MiniLM-L6-v2", description="packaged model name, or any sentence-transformers path/name")
@@ -40,7 +62,6 @@ class Settings(BaseSettings):
 
     # retrieval (the seed's EnhancedSREMemorySystem.retrieval_config defaults)
     similarity_top_k: int = Field(default=10, ge=1, le=100)
-    vector_distance_threshold: float = 0.6
     reranking_enabled: bool = True
     hybrid_search: bool = True
     max_question_chars: int = Field(default=2000, ge=10)
