@@ -497,9 +497,21 @@ def serve(
     except SreKbError as exc:
         _fail(str(exc))
     try:
-        uvicorn.run(create_app(settings, kb), host=host, port=port, log_level="info")
+        uvicorn.Server(server_config(create_app(settings, kb), settings, host, port)).run()
     finally:
         kb.close()
+
+
+def server_config(app: Any, settings: Any, host: str, port: int) -> Any:
+    """How `srekb serve` runs uvicorn. Its 5 s keep-alive default closed idle connections that
+    client pools were about to reuse: a request sent as the server closed got a reset (9 in
+    27,676 at 32 clients, nothing in the server log)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app, host=host, port=port, log_level="info", timeout_keep_alive=settings.keep_alive_s, backlog=settings.backlog,
+        timeout_graceful_shutdown=8,  # a stop finishes inside Docker's 10 s grace period, even under load
+    )
 
 
 def _store_identity(settings: Any) -> tuple[int, str]:

@@ -1,6 +1,7 @@
-"""HTTP load benchmark: `POST /v1/search` at N concurrent clients for T seconds on the shipped corpus.
+"""HTTP load benchmark: `POST /v1/search` on the shipped corpus, closed loop (N clients) or open loop (fixed arrival rates).
 
     python bench/http_load.py [--clients 32] [--seconds 30] [--store DIR] [--driver wrk|httpx] [--unique]
+    python bench/http_load.py --rate 50,100,200 [--seconds 30] [--unique]
 
 Starts `srekb serve` as its own process on 127.0.0.1 (ingesting corpora/sre into the store
 first, not timed), then drives it on loopback with the labelled questions of
@@ -8,6 +9,15 @@ corpora/eval/questions.jsonl in turn: by default with wrk (C, a Lua script rotat
 bodies; Debian package `wrk`), else with asyncio + httpx clients (much heavier: a Python load
 generator takes a large share of the 2 cores from the server). Prints req/s, p50/p99 latency and
 errors. Targets: >= 150 req/s, p99 < 100 ms, 0 errors.
+
+Closed loop measures capacity: each client sends its next request when the last is answered,
+so a slow server is sent less. ``--rate`` measures what a user sees at a given load: requests
+leave on a fixed schedule (R per second, whatever the server does) from one asyncio + aiohttp
+process with a connection pool, and each latency runs from the request's scheduled time, so
+time spent waiting for a free connection counts (no coordinated omission). Per rate it prints
+the answered rate, p50/p90/p99, errors by kind (HTTP status, reset, timeout) and how late the
+generator itself sent (its p99 lag: when that is large the figures are the generator's, not the
+server's). Target: p99 and 0 errors at 100 req/s.
 
 The 167 questions repeat every few hundred requests, so after the first round the server's
 query-vector cache answers the encoder's part. ``--unique`` makes every request a question the
@@ -100,6 +110,45 @@ async def client(url: str, questions: list[str], offset: int, stop: float, lat: 
             lat.append((time.perf_counter() - t) * 1000)
 
 
+async def open_loop(url: str, questions: list[str], rate: float, seconds: float, unique: bool) -> dict[str, float | str]:
+    """Requests sent at a fixed rate whatever the server does; latency from the scheduled time."""
+    import aiohttp
+
+    n = int(rate * seconds)
+    lat: list[float] = []
+    lag: list[float] = []
+    errors: list[str] = []
+    connector = aiohttp.TCPConnector(limit=1024, keepalive_timeout=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=10)) as http:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time() + 0.2
+
+        async def one(i: int) -> None:
+            due = t0 + i / rate
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            lag.append((loop.time() - due) * 1000)
+            q = questions[i % len(questions)] + (f" (open-{i})" if unique else "")
+            try:
+                async with http.post(f"{url}/v1/search", json={"question": q, "k": 10}) as r:
+                    await r.read()
+                    if r.status != 200:
+                        errors.append(f"HTTP {r.status}")
+                        return
+            except TimeoutError:
+                errors.append("timeout (10 s)")
+                return
+            except aiohttp.ClientError as exc:
+                errors.append(type(exc).__name__)
+                return
+            lat.append((loop.time() - due) * 1000)
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+        elapsed = loop.time() - t0
+    kinds = {k: errors.count(k) for k in sorted(set(errors))}
+    return {"rps": len(lat) / elapsed, "requests": float(n), "p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99),
+            "lag99": pct(lag, 99), "errors": f"{len(errors)}" + (f" {kinds}" if kinds else "")}
+
+
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, max(0, int(round(p / 100 * len(s))) - 1))] if s else 0.0
@@ -114,7 +163,15 @@ def main() -> None:
     ap.add_argument("--driver", choices=["wrk", "httpx"], default="wrk" if shutil.which("wrk") else "httpx",
                     help="load generator (default: wrk when installed)")
     ap.add_argument("--unique", action="store_true", help="every request a question the server has not seen (cold caches)")
+    ap.add_argument("--rate", default=None, metavar="R[,R...]",
+                    help="open loop: requests per second on a fixed schedule, each rate for --seconds (e.g. 50,100,200)")
     args = ap.parse_args()
+    try:
+        rates = [float(r) for r in args.rate.split(",")] if args.rate else []
+    except ValueError:
+        ap.error(f"--rate takes comma-separated numbers, got {args.rate!r}")
+    if any(r <= 0 for r in rates):
+        ap.error("--rate must be positive")
     tmp = tempfile.TemporaryDirectory()
     store = args.store or Path(tmp.name) / "store"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -140,6 +197,16 @@ def main() -> None:
         questions = [json.loads(line)["question"] for line in (ROOT / "corpora" / "eval" / "questions.jsonl").read_text().splitlines()]
         for q in questions[:10]:  # warm-up
             httpx.post(f"{url}/v1/search", json={"question": q}, timeout=30)
+        if rates:
+            print(f"POST /v1/search, open loop, {args.seconds:.0f} s per rate, cores: {os.cpu_count()}, "
+                  f"{'unique questions (cold caches)' if args.unique else 'the labelled questions in turn'}")
+            print("| offered req/s | answered req/s | p50 / p90 / p99 ms | errors | generator lag p99 ms |\n|---|---|---|---|---|")
+            for rate in rates:
+                r = asyncio.run(open_loop(url, questions, rate, args.seconds, args.unique))
+                print(f"| {rate:.0f} | {r['rps']:.1f} | {r['p50']:.0f} / {r['p90']:.0f} / {r['p99']:.0f} | {r['errors']} | {r['lag99']:.1f} |",
+                      flush=True)
+                time.sleep(3)  # let a saturated server drain before the next rate
+            return
         if args.driver == "wrk":
             result = run_wrk(url, questions, args.clients, args.seconds, args.unique)
         else:
@@ -157,7 +224,11 @@ def main() -> None:
                       "errors": f"{len(errors)} {sorted(set(errors))[:5]}"}
     finally:
         server.terminate()
-        server.wait(10)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
         tmp.cleanup()
     print(f"POST /v1/search, {args.clients} concurrent clients, {args.seconds:.0f} s, driver {args.driver}, cores: {os.cpu_count()}, "
           f"{'unique questions (cold caches)' if args.unique else 'the labelled questions in turn'}, "

@@ -7,7 +7,7 @@ import fnmatch
 import hashlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -61,20 +61,31 @@ class Discovery:
     files: list[tuple[str, Path, Path]] = field(default_factory=list)  # (rel path, abs path, root)
     skipped: list[Skip] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
+    scopes: list[str] = field(default_factory=list)  # the absolute paths ingested: what a missing file is deleted from
 
 
-def discover(roots: list[Path], allowed_roots: list[Path] | None = None, exclude: list[str] | None = None) -> Discovery:
+def discover(
+    roots: list[Path], allowed_roots: list[Path] | None = None, exclude: list[str] | None = None, known_roots: Iterable[str] = ()
+) -> Discovery:
     """Every candidate file under the roots (a root may be a file), symlink loops refused;
-    ``exclude`` globs match the path relative to its root (or just the file name)."""
+    ``exclude`` globs match the path relative to its root (or just the file name).
+
+    A root inside an already ingested root (``known_roots``) keeps that root's paths: ingesting
+    ``kb/runbooks`` after ``kb`` keys a file ``runbooks/disk.md`` again, not ``disk.md``, so
+    the same file is never indexed twice under two names."""
     found = Discovery()
+    known = sorted((Path(k) for k in known_roots), key=lambda k: len(k.parts))  # outermost first
     for root in roots:
         root_abs = Path(os.path.abspath(root))
         if not root_abs.exists():
             raise IngestError(f"no such file or directory: {root}: check the path")
         if allowed_roots and not any(_within(root_abs.resolve(), a.resolve()) for a in allowed_roots):
             raise IngestError(f"{root} is outside the allowed roots ({', '.join(map(str, allowed_roots))}): set SRE_KB_ALLOWED_ROOTS")
+        base = next((k for k in known if k != root_abs and _within(root_abs, k)), root_abs.parent if root_abs.is_file() else root_abs)
+        prefix = "" if base == root_abs else root_abs.relative_to(base).as_posix() + "/"
+        found.scopes.append(str(root_abs))
         if root_abs.is_file():
-            found.files.append((root_abs.name, root_abs, root_abs.parent))
+            found.files.append((root_abs.relative_to(base).as_posix(), root_abs, base))
             continue
         real_root = root_abs.resolve()
         for dirpath, dirnames, filenames in os.walk(root_abs, followlinks=False):
@@ -83,7 +94,7 @@ def discover(roots: list[Path], allowed_roots: list[Path] | None = None, exclude
                 full = Path(dirpath) / d
                 if full.is_symlink():
                     dirnames.remove(d)
-                    rel = full.relative_to(root_abs).as_posix()
+                    rel = prefix + full.relative_to(root_abs).as_posix()
                     target = full.resolve()
                     if _within(target, real_root):
                         found.skipped.append(Skip(rel, "symlink loop: the directory links back into the tree"))
@@ -93,8 +104,9 @@ def discover(roots: list[Path], allowed_roots: list[Path] | None = None, exclude
                 if name in IGNORED_NAMES or name.startswith("."):
                     continue
                 full = Path(dirpath) / name
-                rel = full.relative_to(root_abs).as_posix()
-                if exclude and any(fnmatch.fnmatch(rel, g) or fnmatch.fnmatch(name, g) for g in exclude):
+                local = full.relative_to(root_abs).as_posix()
+                rel = prefix + local
+                if exclude and any(fnmatch.fnmatch(local, g) or fnmatch.fnmatch(name, g) for g in exclude):
                     found.excluded.append(rel)
                     continue
                 if full.is_symlink():
@@ -106,7 +118,7 @@ def discover(roots: list[Path], allowed_roots: list[Path] | None = None, exclude
                     if not _within(target, real_root):
                         found.skipped.append(Skip(rel, "symlink points outside the ingested tree"))
                         continue
-                found.files.append((rel, full, root_abs))
+                found.files.append((rel, full, base))
     return found
 
 

@@ -10,6 +10,7 @@ ingested tree are deleted. The engine's index is built (``optimize``) at the end
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -103,9 +104,9 @@ class Ingestor:
     ) -> IngestReport:
         t0 = time.perf_counter()
         report = IngestReport()
-        found = discover(paths, allowed_roots, exclude)
-        report.skipped.extend(found.skipped)
         known = self.store.sources()
+        found = discover(paths, allowed_roots, exclude, known_roots={r.root for r in known.values()})
+        report.skipped.extend(found.skipped)
         seen: set[str] = {s.path for s in found.skipped} | set(found.excluded)
         pending: list[_Pending] = []
         total = len(found.files)
@@ -118,7 +119,7 @@ class Ingestor:
                 continue
             seen.add(item.path)
             old = known.get(item.path)
-            if old and old.sha256 == item.sha256 and old.pipeline == self.pipeline_id(item.source_type):
+            if old and old.sha256 == item.sha256 and old.pipeline == self.pipeline_id(item.source_type) and old.root == str(item.root):
                 report.unchanged.append(item.path)
                 continue
             try:
@@ -132,9 +133,13 @@ class Ingestor:
         self._write(pending, report, progress)
 
         if delete_missing:
-            roots = {str(Path(p).absolute()) for p in paths if Path(p).is_dir()}
+            # A file recorded from anywhere under an ingested folder and not seen now is gone: under
+            # its own root, or keyed by a root inside the folder (ingesting `kb` after `kb/runbooks`
+            # re-keys `disk.md` as `runbooks/disk.md`; the old key goes).
+            scopes = [s for s, p in zip(found.scopes, paths, strict=True) if Path(p).is_dir()]
             for path, rec in known.items():
-                if rec.root in roots and path not in seen:
+                where = os.path.join(rec.root, path)
+                if path not in seen and any(where.startswith(s + os.sep) for s in scopes):
                     self.store.delete_path(path)
                     self.store.drop_source(path)
                     report.deleted.append(path)

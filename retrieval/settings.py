@@ -112,6 +112,16 @@ class Settings(BaseSettings):
     session_ttl_s: float = Field(default=3600.0, gt=0, description="follow-up sessions expire after this idle time")
     max_sessions: int = Field(default=10_000, ge=1, description="live follow-up sessions kept; beyond, the least recently used go")
     max_upload_bytes: int = Field(default=20_000_000, ge=1, description="total size of one multipart upload")
+    keep_alive_s: float = Field(
+        default=75.0, gt=0, le=3600,
+        description="idle seconds a client connection stays open: longer than any pool or load balancer in front keeps one idle "
+        "(AWS ALB: 60 s), so the server never closes a connection just as a client reuses it (that race resets requests)",
+    )
+    max_inflight: int = Field(
+        default=64, ge=1, le=100_000,
+        description="questions (/v1/ask, /v1/search) in progress at once; beyond, an immediate 503 with Retry-After, not a queue",
+    )
+    backlog: int = Field(default=2048, ge=1, le=65535, description="connections the kernel queues before the server accepts them")
 
     # LLM (optional)
     google_api_key: str | None = Field(

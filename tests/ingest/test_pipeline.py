@@ -165,8 +165,9 @@ def test_forced_type_and_exclude(make_store, embedder, tree):
     from retrieval.types import SourceType
 
     forced = _ingestor(store, embedder).run([tree / "docs" / "oncall.md"], SourceType.RUNBOOK)
-    assert forced.updated == ["oncall.md"] or forced.added == ["oncall.md"]
-    assert {c.source_type for c in store.chunks("oncall.md")} == {SourceType.RUNBOOK}
+    assert forced.updated == ["docs/oncall.md"]  # one file inside the ingested root keeps its key
+    assert {c.source_type for c in store.chunks("docs/oncall.md")} == {SourceType.RUNBOOK}
+    assert "oncall.md" not in store.sources()
 
 
 def test_outside_allowed_roots_is_refused(make_store, embedder, tree, tmp_path):
@@ -190,3 +191,30 @@ def test_markdown_erb_pages_ingest_as_markdown(make_store, embedder, tmp_path):
     rep = Ingestor(store, embedder, Settings()).run([root])
     assert rep.added == ["alerts/queue-latency.html.md.erb"] and not rep.skipped
     assert any("Sidekiq" in c.text for c in store.chunks("alerts/queue-latency.html.md.erb"))
+
+
+def test_a_folder_inside_an_ingested_root_is_not_indexed_twice(make_store, embedder, tree):
+    """Bug: ingesting `kb/runbooks` after `kb` keyed its file `etcd-no-leader.md` beside the
+    existing `runbooks/etcd-no-leader.md`: the same runbook twice, cited under two names. And
+    ingesting `kb` after `kb/runbooks` kept the old key beside the new one."""
+    store = make_store(embedder.dim, embedder.name)
+    ing = _ingestor(store, embedder)
+    ing.run([tree])
+    before = {p: (r.root, r.chunks) for p, r in store.sources().items()}
+    report = ing.run([tree / "runbooks"])
+    assert report.unchanged == ["runbooks/etcd-no-leader.md"] and report.added == report.deleted == []
+    (tree / "runbooks" / "etcd-no-leader.md").unlink()
+    (tree / "runbooks" / "disk.md").write_text("# Disk full\n\n## Mitigation\n\nDelete old WAL segments.\n")
+    report = ing.run([tree / "runbooks"])  # a missing file goes from the sub-folder only
+    assert report.added == ["runbooks/disk.md"] and report.deleted == ["runbooks/etcd-no-leader.md"]
+    assert set(store.sources()) == {"runbooks/disk.md", "configs/rules.yml", "docs/oncall.md"}
+    assert before["docs/oncall.md"] == (str(tree), 1)
+
+    sub = tree.parent / "kb2"
+    (sub / "runbooks").mkdir(parents=True)
+    (sub / "runbooks" / "etcd-no-leader.md").write_text(RUNBOOK)
+    ing.run([sub / "runbooks"])
+    assert "etcd-no-leader.md" in store.sources()
+    report = ing.run([sub])  # the parent after the child: the file is re-keyed, the old key removed
+    assert report.added == ["runbooks/etcd-no-leader.md"] and report.deleted == ["etcd-no-leader.md"]
+    assert not list(store.chunks("etcd-no-leader.md")) and store.sources()["runbooks/etcd-no-leader.md"].root == str(sub)
