@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -87,7 +88,7 @@ def _chunk(path: str, text: str) -> Chunk:
 
 
 def _query(text: str, dim: int = 8) -> HybridQuery:
-    rng = np.random.default_rng(abs(hash(text)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(text.encode()))
     v = rng.normal(size=dim).astype(np.float32)
     return HybridQuery(dense=v / np.linalg.norm(v), sparse=default_bm25().query(text))
 
