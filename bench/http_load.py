@@ -50,6 +50,35 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_server(store: Path, env: dict[str, str], wait_s: float = 600.0) -> tuple[subprocess.Popen[bytes], str]:
+    """`srekb serve` on the store at a free loopback port, returned once /healthz answers."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--store", str(store), "--port", str(port)],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + wait_s
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return server, url
+        except httpx.HTTPError:
+            pass
+        if time.time() > deadline or server.poll() is not None:
+            stop_server(server)
+            raise SystemExit(f"srekb serve did not come up in {wait_s:.0f} s")
+        time.sleep(0.3)
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, and SIGKILL if a saturated server has not drained in 30 s."""
+    server.terminate()
+    try:
+        server.wait(30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(10)
+
+
 WRK_SCRIPT = """
 local bodies = {%s}
 local unique = %s
@@ -182,18 +211,8 @@ def main() -> None:
     print("ingesting corpora/sre (not timed)...", file=sys.stderr)
     subprocess.run([sys.executable, "-m", "api.cli", "ingest", str(ROOT / "corpora" / "sre"), "--store", str(store)],
                    cwd=ROOT, env=env, check=False, capture_output=True)
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--store", str(store), "--port", str(port)],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    server, url = start_server(store, env)
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
         questions = [json.loads(line)["question"] for line in (ROOT / "corpora" / "eval" / "questions.jsonl").read_text().splitlines()]
         for q in questions[:10]:  # warm-up
             httpx.post(f"{url}/v1/search", json={"question": q}, timeout=30)
@@ -223,12 +242,7 @@ def main() -> None:
             result = {"rps": len(lat) / elapsed, "requests": float(len(lat)), "p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99),
                       "errors": f"{len(errors)} {sorted(set(errors))[:5]}"}
     finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
+        stop_server(server)
         tmp.cleanup()
     print(f"POST /v1/search, {args.clients} concurrent clients, {args.seconds:.0f} s, driver {args.driver}, cores: {os.cpu_count()}, "
           f"{'unique questions (cold caches)' if args.unique else 'the labelled questions in turn'}, "

@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
+from bench.http_load import start_server, stop_server  # noqa: E402
 from bench.query import build_store, load_questions, progress, scale, source_corpus  # noqa: E402
 from retrieval.embedding import make_embedder  # noqa: E402
 from retrieval.settings import Settings  # noqa: E402
@@ -83,12 +82,6 @@ def memory(pid: int) -> dict[str, float]:
     return fields
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--chunks", type=int, default=100_000, help="store size in chunks (default: %(default)s)")
@@ -120,21 +113,9 @@ def main() -> None:
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         for key in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "SRE_KB_GOOGLE_API_KEY"):
             env.pop(key, None)
-        port = free_port()
-        server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--store", str(directory), "--port", str(port)],
-                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
+        t = time.perf_counter()
+        server, url = start_server(directory, env)
         try:
-            t = time.perf_counter()
-            deadline = time.time() + 600
-            while time.time() < deadline:
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.5)
-            else:
-                raise SystemExit("srekb serve did not come up in 600 s")
             ready_s = time.perf_counter() - t
             started = memory(server.pid)
             progress(f"server up in {ready_s:.1f} s; {args.requests} searches and 30 asks")
@@ -150,8 +131,7 @@ def main() -> None:
                 health = http.get(f"{url}/health").json()
             loaded = memory(server.pid)
         finally:
-            server.terminate()
-            server.wait(30)
+            stop_server(server)
 
     n = len(corpus.chunks)
     print(f"store of {n:,} chunks ({len(per_file):,} files), {embedder.name} ({embedder.dim}-d), cores: {os.cpu_count()}")
