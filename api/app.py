@@ -21,10 +21,8 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from api.jobs import Job, JobRunner
-from api.schemas import (
+from srekb.api.jobs import Job, JobRunner
+from srekb.api.schemas import (
     AskResponse,
     ComponentHealth,
     ErrorBody,
@@ -37,12 +35,13 @@ from api.schemas import (
     SourcePage,
     SourceText,
 )
-from api.sessions import SessionStore, UnknownSession, rewrite
-from retrieval.errors import QueryError, SreKbError, StoreDamagedError, StoreError
-from retrieval.kb import KnowledgeBase, hit_to_dict
-from retrieval.settings import Settings, get_settings
-from retrieval.store import probe
-from retrieval.types import SourceType
+from srekb.api.sessions import SessionStore, UnknownSession, rewrite
+from srekb.retrieval.errors import QueryError, SreKbError, StoreDamagedError, StoreError
+from srekb.retrieval.kb import KnowledgeBase, hit_to_dict
+from srekb.retrieval.settings import Settings, get_settings
+from srekb.retrieval.store import probe
+from srekb.retrieval.types import SourceType
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
 bearer = HTTPBearer(auto_error=False)

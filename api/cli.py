@@ -59,8 +59,7 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log prog
 def _settings(store: Path | None) -> Any:
     from pydantic import ValidationError
     from pydantic_settings import SettingsError
-
-    from retrieval.settings import Settings
+    from srekb.retrieval.settings import Settings
 
     overrides: dict[str, Any] = {}
     if store is not None:
@@ -94,12 +93,11 @@ def ingest(
 ) -> None:
     """Ingest runbooks, incidents, configs and docs into the store (incremental)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from ingest.pipeline import Ingestor
-    from retrieval.embedding import make_embedder
-    from retrieval.errors import SreKbError
-    from retrieval.store import open_store
-    from retrieval.types import SourceType
+    from srekb.ingest.pipeline import Ingestor
+    from srekb.retrieval.errors import SreKbError
+    from srekb.retrieval.models.embedding import make_embedder
+    from srekb.retrieval.store import open_store
+    from srekb.retrieval.types import SourceType
 
     forced = None
     if source_type is not None:
@@ -114,7 +112,7 @@ def ingest(
             _fail(f"no such path {missing[0]}: --rebuild needs the sources to ingest", EXIT_USAGE)
         if settings.qdrant_url:
             _fail("--rebuild deletes an embedded store; for a Qdrant server, ingest into a new SRE_KB_COLLECTION", EXIT_USAGE)
-        from retrieval.store import remove_embedded
+        from srekb.retrieval.store import remove_embedded
 
         remove_embedded(Path(settings.store))
     try:
@@ -164,8 +162,8 @@ def ingest(
 @app.command()
 def sources(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
     """List the files in the store with their type, hash, chunk count and ingest time."""
-    from retrieval.errors import SreKbError
-    from retrieval.store import open_store
+    from srekb.retrieval.errors import SreKbError
+    from srekb.retrieval.store import open_store
 
     settings = _settings(store)
     try:
@@ -189,8 +187,8 @@ def sources(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
 
 
 def _open_kb(store: Path | None) -> Any:
-    from retrieval.errors import SreKbError
-    from retrieval.kb import KnowledgeBase
+    from srekb.retrieval.errors import SreKbError
+    from srekb.retrieval.kb import KnowledgeBase
 
     try:
         return KnowledgeBase(_settings(store))
@@ -229,8 +227,8 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Retrieval only: the ranked chunks for a question, with scores (no answer)."""
-    from retrieval.errors import SreKbError
-    from retrieval.kb import hit_to_dict
+    from srekb.retrieval.errors import SreKbError
+    from srekb.retrieval.kb import hit_to_dict
 
     kb = _open_kb(store)
     try:
@@ -262,7 +260,7 @@ def ask(
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question from the knowledge base, with citations (or say it cannot)."""
-    from retrieval.errors import SreKbError
+    from srekb.retrieval.errors import SreKbError
 
     kb = _open_kb(store)
     try:
@@ -331,15 +329,15 @@ def evaluate(
 ) -> None:
     """Evaluate retrieval strategies and answers on labelled questions (report.md, report.json,
     strategies.png), or tune the reranker weights with --tune (tuned.json)."""
-    from eval.compare import compare
-    from eval.report import gate_failures, load, run, to_markdown, write
-    from eval.tune import load_weights, run_tuning
-    from ingest.pipeline import Ingestor
-    from retrieval.embedding import make_embedder
-    from retrieval.errors import SreKbError
-    from retrieval.kb import KnowledgeBase
-    from retrieval.rerank import FeatureReranker
-    from retrieval.store import open_store
+    from srekb.eval.compare import compare
+    from srekb.eval.report import gate_failures, load, run, to_markdown, write
+    from srekb.eval.tune import load_weights, run_tuning
+    from srekb.ingest.pipeline import Ingestor
+    from srekb.retrieval.errors import SreKbError
+    from srekb.retrieval.kb import KnowledgeBase
+    from srekb.retrieval.models.embedding import make_embedder
+    from srekb.retrieval.search.rerank import FeatureReranker
+    from srekb.retrieval.store import open_store
 
     if not tune and (tune_priors or resume is not None):
         _fail("--tune-priors, --resume and --restart only apply with --tune", EXIT_USAGE)
@@ -404,8 +402,7 @@ def evaluate(
         console.print(f"tuned weights written to {out_dir}/tuned.json (state {out_dir}/tune-state.json)", highlight=False)
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from eval.runner import STRATEGY_NAMES
+    from srekb.eval.runner import STRATEGY_NAMES
 
     total = len(STRATEGY_NAMES) * sum(q.answerable for q in questions) + len(questions)
     try:
@@ -443,8 +440,8 @@ def evaluate(
 
 def _cross_corpus(store: Path | None, out_dir: Path, thresholds: Any, *, refit: bool, write_model: bool) -> None:
     """``srekb eval --cross-corpus``: the held-out table (and the shipped model with --write-model)."""
-    from eval.cross import gate_failures, run_cross_corpus, to_markdown
-    from retrieval.errors import SreKbError
+    from srekb.eval.cross import gate_failures, run_cross_corpus, to_markdown
+    from srekb.retrieval.errors import SreKbError
 
     settings = _settings(None)
     root = store or Path(".srekb-eval")
@@ -479,10 +476,9 @@ def serve(
 ) -> None:
     """Serve the HTTP API (it owns the embedded store while it runs)."""
     import uvicorn
-
-    from api.app import create_app
-    from retrieval.errors import SreKbError
-    from retrieval.kb import KnowledgeBase
+    from srekb.api.app import create_app
+    from srekb.retrieval.errors import SreKbError
+    from srekb.retrieval.kb import KnowledgeBase
 
     settings = _settings(store)
     if "onnx_threads" not in settings.model_fields_set:
@@ -518,7 +514,7 @@ def _store_identity(settings: Any) -> tuple[int, str]:
     """(dim, model) the store was built with, read from the embedded store so listing it needs
     no model; a server store is checked against the configured model."""
     if settings.qdrant_url:
-        from retrieval.embedding import make_embedder
+        from srekb.retrieval.models.embedding import make_embedder
 
         embedder = make_embedder(settings)
         return embedder.dim, embedder.name

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.pipeline import Ingestor
-from retrieval.errors import SreKbError
-from retrieval.kb import KnowledgeBase
-from retrieval.types import SourceType
+from srekb.ingest.pipeline import Ingestor
+from srekb.retrieval.errors import SreKbError
+from srekb.retrieval.kb import KnowledgeBase
+from srekb.retrieval.types import SourceType
 
 log = logging.getLogger(__name__)
 

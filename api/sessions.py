@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from retrieval.text import content_terms, identifiers
+from srekb.retrieval.text import content_terms, identifiers
 
 log = logging.getLogger(__name__)
 

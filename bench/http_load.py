@@ -53,7 +53,7 @@ def free_port() -> int:
 def start_server(store: Path, env: dict[str, str], wait_s: float = 600.0) -> tuple[subprocess.Popen[bytes], str]:
     """`srekb serve` on the store at a free loopback port, returned once /healthz answers."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--store", str(store), "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "srekb.api.cli", "serve", "--store", str(store), "--port", str(port)],
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + wait_s
@@ -209,7 +209,7 @@ def main() -> None:
     for key in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "SRE_KB_GOOGLE_API_KEY"):
         env.pop(key, None)
     print("ingesting corpora/sre (not timed)...", file=sys.stderr)
-    subprocess.run([sys.executable, "-m", "api.cli", "ingest", str(ROOT / "corpora" / "sre"), "--store", str(store)],
+    subprocess.run([sys.executable, "-m", "srekb.api.cli", "ingest", str(ROOT / "corpora" / "sre"), "--store", str(store)],
                    cwd=ROOT, env=env, check=False, capture_output=True)
     server, url = start_server(store, env)
     try:

@@ -20,10 +20,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ingest.pipeline import Ingestor  # noqa: E402
-from retrieval.embedding import make_embedder  # noqa: E402
-from retrieval.settings import Settings  # noqa: E402
-from retrieval.store import EdgeStore  # noqa: E402
+from srekb.ingest.pipeline import Ingestor  # noqa: E402
+from srekb.retrieval.models.embedding import make_embedder  # noqa: E402
+from srekb.retrieval.settings import Settings  # noqa: E402
+from srekb.retrieval.store import EdgeStore  # noqa: E402
 
 
 def main() -> None:

@@ -57,14 +57,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-
-from ingest.pipeline import Ingestor  # noqa: E402
-from retrieval.embedding import Embedder, make_embedder  # noqa: E402
-from retrieval.kb import KnowledgeBase  # noqa: E402
-from retrieval.settings import Settings  # noqa: E402
-from retrieval.sparse import default_bm25  # noqa: E402
-from retrieval.store import EdgeStore, point_id  # noqa: E402
-from retrieval.types import Chunk  # noqa: E402
+from srekb.ingest.pipeline import Ingestor  # noqa: E402
+from srekb.retrieval.kb import KnowledgeBase  # noqa: E402
+from srekb.retrieval.models.embedding import Embedder, make_embedder  # noqa: E402
+from srekb.retrieval.models.sparse import default_bm25  # noqa: E402
+from srekb.retrieval.settings import Settings  # noqa: E402
+from srekb.retrieval.store import EdgeStore, point_id  # noqa: E402
+from srekb.retrieval.types import Chunk  # noqa: E402
 
 SHIPPED = ROOT / "corpora" / "sre"
 REAL = ROOT.parent / "shared" / "corpora" / "real"
@@ -365,7 +364,7 @@ class Baseline:
 
 def time_cli(runs: int) -> tuple[list[float], str]:
     exe = Path(sys.executable).with_name("srekb")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "api.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "srekb.api.cli"]
     env = {k: v for k, v in os.environ.items() if k not in GEMINI_KEYS}
     env["HF_HUB_OFFLINE"] = "1"
     times: list[float] = []

@@ -35,12 +35,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+from srekb.retrieval.models.embedding import make_embedder  # noqa: E402
+from srekb.retrieval.settings import Settings  # noqa: E402
+from srekb.retrieval.types import SourceRecord, SourceType  # noqa: E402
 
 from bench.http_load import start_server, stop_server  # noqa: E402
 from bench.query import build_store, load_questions, progress, scale, source_corpus  # noqa: E402
-from retrieval.embedding import make_embedder  # noqa: E402
-from retrieval.settings import Settings  # noqa: E402
-from retrieval.types import SourceRecord, SourceType  # noqa: E402
 
 TARGET_RSS_GB = 1.5
 COMPONENTS = [  # (label, substring of a path under the shard), first match wins

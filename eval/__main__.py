@@ -2,7 +2,7 @@
 
 import sys
 
-from api.cli import app
+from srekb.api.cli import app
 
 if __name__ == "__main__":
     sys.argv.insert(1, "eval")

@@ -66,7 +66,7 @@ def compare(
     reranker are left out of the gate on purpose: the engine orders RRF ties arbitrarily, so on
     the same index one question in 150 can move between two runs (measured: ``hybrid``
     recall@3 -0.007), while the reranked strategies are stable."""
-    from eval.ragas_metrics import JUDGE_KEYS, OFFLINE_KEYS
+    from srekb.eval.ragas_metrics import JUDGE_KEYS, OFFLINE_KEYS
 
     out: dict[str, Any] = {"path": baseline_path, "strategies": {}, "added": [], "missing": []}
     old_strats = baseline.get("strategies") or {}

@@ -22,13 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from eval.dataset import Question, load_questions
-from eval.metrics import mean
-from eval.runner import NaiveHybrid, evaluate_answers, evaluate_search, naive_windows
-from retrieval.errors import SreKbError
-from retrieval.kb import KnowledgeBase
-from retrieval.settings import Settings
+from srekb.eval.dataset import Question, load_questions
+from srekb.eval.metrics import mean
+from srekb.eval.runner import NaiveHybrid, evaluate_answers, evaluate_search, naive_windows
+from srekb.retrieval.errors import SreKbError
+from srekb.retrieval.kb import KnowledgeBase
+from srekb.retrieval.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +83,9 @@ def corpus_settings(base: Settings, store_root: Path, spec: CorpusSpec) -> Setti
 
 def ingest_corpus(settings: Settings, spec: CorpusSpec) -> None:
     """Ingest (incrementally) one corpus into its own store."""
-    from ingest.pipeline import Ingestor
-    from retrieval.embedding import make_embedder
-    from retrieval.store import open_store
+    from srekb.ingest.pipeline import Ingestor
+    from srekb.retrieval.models.embedding import make_embedder
+    from srekb.retrieval.store import open_store
 
     embedder = make_embedder(settings)
     store = open_store(settings, embedder.dim, embedder.name)
@@ -157,7 +156,7 @@ def run_cross_corpus(
             questions[spec.name] = spec.load_questions()
         data = {}
         if fit or write_model:
-            from eval.fit import apply, collect_corpus, fit_model, shipped
+            from srekb.eval.fit import apply, collect_corpus, fit_model, shipped
 
             for name, kb in kbs.items():
                 if progress:
@@ -188,8 +187,8 @@ def run_cross_corpus(
         "models": models,
     }
     if write_model:
-        from eval.fit import shipped
-        from retrieval.model import MODEL_FILE
+        from srekb.eval.fit import shipped
+        from srekb.retrieval.fitted import MODEL_FILE
 
         shipped(fit_model(data)).save(MODEL_FILE)
         report["model_written"] = str(MODEL_FILE)

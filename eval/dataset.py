@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from retrieval.errors import SreKbError
+from srekb.retrieval.errors import SreKbError
 
 
 @dataclass

@@ -25,17 +25,16 @@ from dataclasses import asdict, dataclass
 from datetime import date
 
 import numpy as np
-
-from eval.dataset import Question, qrels_of
-from eval.metrics import mean, mrr_at, ndcg_at
-from eval.runner import paths_in_order
-from retrieval.answerability import ABSTAIN_FEATURES, FEATURES, AnswerabilityModel, Logistic, features
-from retrieval.intent import EmbeddingIntentClassifier
-from retrieval.kb import KnowledgeBase
-from retrieval.model import IntentModel, Model
-from retrieval.rerank import FeatureReranker, RerankWeights, SecondStageReranker
-from retrieval.stats import CorpusStats
-from retrieval.types import Hit, Intent
+from srekb.eval.dataset import Question, qrels_of
+from srekb.eval.metrics import mean, mrr_at, ndcg_at
+from srekb.eval.runner import paths_in_order
+from srekb.retrieval.answer.answerability import ABSTAIN_FEATURES, FEATURES, AnswerabilityModel, Logistic, features
+from srekb.retrieval.answer.stats import CorpusStats
+from srekb.retrieval.fitted import IntentModel, Model
+from srekb.retrieval.kb import KnowledgeBase
+from srekb.retrieval.search.intent import EmbeddingIntentClassifier
+from srekb.retrieval.search.rerank import FeatureReranker, RerankWeights, SecondStageReranker
+from srekb.retrieval.types import Hit, Intent
 
 log = logging.getLogger(__name__)
 

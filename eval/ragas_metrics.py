@@ -40,8 +40,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from eval.dataset import Question
-from eval.metrics import mean
+from srekb.eval.dataset import Question
+from srekb.eval.metrics import mean
 
 log = logging.getLogger(__name__)
 

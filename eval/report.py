@@ -10,11 +10,11 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from eval.dataset import Question, load_questions, qrels_of
-from eval.metrics import percentile
-from eval.ragas_metrics import RagasSample, ReferenceContexts, sample_of, score_offline, score_with_judge
-from eval.runner import NaiveHybrid, evaluate_answers, evaluate_search, strategies
-from retrieval.kb import Answer, KnowledgeBase
+from srekb.eval.dataset import Question, load_questions, qrels_of
+from srekb.eval.metrics import percentile
+from srekb.eval.ragas_metrics import RagasSample, ReferenceContexts, sample_of, score_offline, score_with_judge
+from srekb.eval.runner import NaiveHybrid, evaluate_answers, evaluate_search, strategies
+from srekb.retrieval.kb import Answer, KnowledgeBase
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def to_markdown(report: dict[str, Any], title: str) -> str:
     if report.get("ragas"):
         lines += ragas_markdown(report["ragas"])
     if report.get("baseline"):
-        from eval.compare import to_markdown as baseline_markdown
+        from srekb.eval.compare import to_markdown as baseline_markdown
 
         lines += baseline_markdown(report["baseline"], SEARCH_KEYS)
     if report.get("rerank_weights"):
@@ -187,7 +187,7 @@ def write(report: dict[str, Any], out: Path, title: str, questions: list[Questio
     (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
     (out / "report.md").write_text(to_markdown(report, title))
     try:
-        from eval.chart import strategies_chart
+        from srekb.eval.chart import strategies_chart
 
         strategies_chart(report["strategies"], out / "strategies.png", title)
     except ImportError as exc:  # matplotlib is in the eval extra

@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from eval.dataset import Question, qrels_of
-from eval.metrics import hit_at, lines_overlap, mean, mrr_at, ndcg_at, percentile, recall_at
-from retrieval.kb import Answer, KnowledgeBase
-from retrieval.types import Chunk, Hit
+from srekb.eval.dataset import Question, qrels_of
+from srekb.eval.metrics import hit_at, lines_overlap, mean, mrr_at, ndcg_at, percentile, recall_at
+from srekb.retrieval.kb import Answer, KnowledgeBase
+from srekb.retrieval.types import Chunk, Hit
 
 SearchFn = Callable[[str], list[Hit]]
 
@@ -61,8 +60,7 @@ def naive_windows(kb: KnowledgeBase, chunk_tokens: int = NAIVE_CHUNK_TOKENS, ove
     exactly like our chunks. The text comes from disk (from the file's chunks if it is gone)."""
     from llama_index.core import Document
     from llama_index.core.node_parser import SentenceSplitter
-
-    from ingest.text import wordpiece_tokenizer
+    from srekb.ingest.text import wordpiece_tokenizer
 
     splitter = SentenceSplitter(chunk_size=chunk_tokens, chunk_overlap=overlap, tokenizer=wordpiece_tokenizer(kb.settings.embedding_model) or str.split)
     out: list[Chunk] = []

@@ -24,12 +24,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eval.dataset import Question, qrels_of
-from eval.metrics import mean, mrr_at, ndcg_at
-from eval.runner import paths_in_order
-from retrieval.kb import KnowledgeBase
-from retrieval.rerank import load_weights as load_weights  # re-exported: it lives with RerankWeights
-from retrieval.types import Hit, Intent, SourceType
+from srekb.eval.dataset import Question, qrels_of
+from srekb.eval.metrics import mean, mrr_at, ndcg_at
+from srekb.eval.runner import paths_in_order
+from srekb.retrieval.kb import KnowledgeBase
+from srekb.retrieval.search.rerank import load_weights as load_weights  # re-exported: it lives with RerankWeights
+from srekb.retrieval.types import Hit, Intent, SourceType
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def tune(
     The state is written to ``checkpoint`` after every pass. ``resume``: None resumes from the
     checkpoint when it exists and was written for the same problem (else starts afresh, with a
     warning); True insists on resuming (an error if it cannot); False starts afresh."""
-    from retrieval.errors import SreKbError
+    from srekb.retrieval.errors import SreKbError
 
     fp = fingerprint(train, holdout, start, tune_priors=tune_priors, min_gain=min_gain, problem=problem)
     saved = _read_state(checkpoint) if checkpoint is not None and checkpoint.exists() and resume is not False else None

@@ -11,11 +11,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ingest.markdown import chunk_html, chunk_markdown, chunk_plain
-from ingest.structured import chunk_braces, chunk_ini, chunk_json, chunk_toml, chunk_yaml
-from ingest.text import TokenCounter
-from retrieval.errors import IngestError, SkippedFile
-from retrieval.types import Chunk, SourceType
+from srekb.ingest.markdown import chunk_html, chunk_markdown, chunk_plain
+from srekb.ingest.structured import chunk_braces, chunk_ini, chunk_json, chunk_toml, chunk_yaml
+from srekb.ingest.text import TokenCounter
+from srekb.retrieval.errors import IngestError, SkippedFile
+from srekb.retrieval.types import Chunk, SourceType
 
 MARKDOWN = {".md", ".markdown", ".mdx"}
 HTML = {".html", ".htm"}

@@ -9,9 +9,8 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import yaml
-
-from ingest.text import TokenCounter, split_lines
-from retrieval.types import Chunk, SourceType
+from srekb.ingest.text import TokenCounter, split_lines
+from srekb.retrieval.types import Chunk, SourceType
 
 HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 FENCE = re.compile(r"^\s*(```|~~~)")

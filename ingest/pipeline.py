@@ -18,15 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-
-from ingest.loaders import Skip, SourceFile, chunk_source, discover, iter_sources
-from ingest.text import TokenCounter, wordpiece_counter
-from retrieval.embedding import Embedder
-from retrieval.errors import SkippedFile
-from retrieval.settings import Settings
-from retrieval.sparse import Bm25Encoder, default_bm25
-from retrieval.store import Store
-from retrieval.types import Chunk, SourceRecord, SourceType
+from srekb.ingest.loaders import Skip, SourceFile, chunk_source, discover, iter_sources
+from srekb.ingest.text import TokenCounter, wordpiece_counter
+from srekb.retrieval.errors import SkippedFile
+from srekb.retrieval.models.embedding import Embedder
+from srekb.retrieval.models.sparse import Bm25Encoder, default_bm25
+from srekb.retrieval.settings import Settings
+from srekb.retrieval.store import Store
+from srekb.retrieval.types import Chunk, SourceRecord, SourceType
 
 log = logging.getLogger(__name__)
 

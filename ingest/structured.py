@@ -12,11 +12,10 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import yaml
-
-from ingest.markdown import ISO_DATE, SEVERITY
-from ingest.text import TokenCounter, split_lines
-from retrieval.errors import SkippedFile
-from retrieval.types import Chunk, SourceType
+from srekb.ingest.markdown import ISO_DATE, SEVERITY
+from srekb.ingest.text import TokenCounter, split_lines
+from srekb.retrieval.errors import SkippedFile
+from srekb.retrieval.types import Chunk, SourceType
 
 INCIDENT_KEYS = {"root_cause", "resolution", "severity", "impact", "postmortem", "detected_by", "incident_id"}
 INCIDENT_LABEL = "sre-incident"

@@ -18,9 +18,8 @@ TokenCounter = Callable[[str], int]
 def wordpiece_tokenizer(model: str = "all-MiniLM-L6-v2") -> Callable[[str], list[int]] | None:
     """The encoder's word-piece ids of a text (no special tokens, no truncation); None for a model
     without a packaged ``tokenizer.json``."""
+    from srekb.retrieval.models.embedding import resolve_model_path
     from tokenizers import Tokenizer
-
-    from retrieval.embedding import resolve_model_path
 
     path = resolve_model_path(model) / "tokenizer.json"
     if not path.exists():

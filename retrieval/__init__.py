@@ -1,17 +1,16 @@
 """sre-kb's core library: what agents embed.
 
-    from retrieval import KnowledgeBase
+    from srekb.retrieval import KnowledgeBase
     kb = KnowledgeBase.open(".srekb")
     answer = kb.ask("etcd has no leader, what do I check?")
     print(answer.text, answer.citation_block, sep="\\n\\n")
 """
 
-from retrieval.adapters import agent_tools, llama_index_retriever
-from retrieval.answer import Answerer, ExtractiveAnswerer, GeminiAnswerer
-from retrieval.answerability import Answerability, AnswerabilityModel
-from retrieval.citations import Citation, SRECitationFormatter
-from retrieval.embedding import Embedder, HashEmbedder, OnnxEmbedder, SentenceTransformerEmbedder, make_embedder
-from retrieval.errors import (
+from srekb.retrieval.adapters import agent_tools, llama_index_retriever
+from srekb.retrieval.answer.answerability import Answerability, AnswerabilityModel
+from srekb.retrieval.answer.citations import Citation, SRECitationFormatter
+from srekb.retrieval.answer.extractive import Answerer, ExtractiveAnswerer, GeminiAnswerer
+from srekb.retrieval.errors import (
     ConfigError,
     IngestError,
     QueryError,
@@ -21,13 +20,14 @@ from retrieval.errors import (
     StoreLockedError,
     StoreNotFoundError,
 )
-from retrieval.intent import EmbeddingIntentClassifier, GeminiIntentClassifier, IntentClassifier, RuleIntentClassifier
-from retrieval.kb import Answer, KnowledgeBase, SearchResult
-from retrieval.rerank import CrossEncoderReranker, FeatureReranker, GeminiReranker, Reranker, RerankWeights, SecondStageReranker
-from retrieval.settings import Settings, get_settings
-from retrieval.store import EdgeStore, SearchFilters, ServerStore, Store, open_store
-from retrieval.strategy import DEFAULT_STRATEGIES, Strategy
-from retrieval.types import Chunk, Hit, Intent, SourceRecord, SourceType
+from srekb.retrieval.kb import Answer, KnowledgeBase, SearchResult
+from srekb.retrieval.models.embedding import Embedder, HashEmbedder, OnnxEmbedder, SentenceTransformerEmbedder, make_embedder
+from srekb.retrieval.search.intent import EmbeddingIntentClassifier, GeminiIntentClassifier, IntentClassifier, RuleIntentClassifier
+from srekb.retrieval.search.rerank import CrossEncoderReranker, FeatureReranker, GeminiReranker, Reranker, RerankWeights, SecondStageReranker
+from srekb.retrieval.search.strategy import DEFAULT_STRATEGIES, Strategy
+from srekb.retrieval.settings import Settings, get_settings
+from srekb.retrieval.store import EdgeStore, SearchFilters, ServerStore, Store, open_store
+from srekb.retrieval.types import Chunk, Hit, Intent, SourceRecord, SourceType
 
 __all__ = [
     "Answer",

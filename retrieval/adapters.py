@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from retrieval.errors import SreKbError
-from retrieval.kb import KnowledgeBase, hit_to_dict
+from srekb.retrieval.errors import SreKbError
+from srekb.retrieval.kb import KnowledgeBase, hit_to_dict
 
 if TYPE_CHECKING:
     from llama_index.core.retrievers import BaseRetriever

@@ -22,21 +22,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from retrieval.answer import NOT_ENOUGH, Answerer, ExtractiveAnswerer, GeminiAnswerer, verify_markers
-from retrieval.answerability import Answerability, AnswerabilityModel, Logistic
-from retrieval.citations import Citation, SRECitationFormatter
-from retrieval.embedding import Embedder, make_embedder
-from retrieval.errors import QueryError, SreKbError, StoreError
-from retrieval.intent import EmbeddingIntentClassifier, IntentClassifier, make_classifier
-from retrieval.model import MODEL_FILE, load_model
-from retrieval.rerank import Reranker, make_reranker, section_value
-from retrieval.settings import Settings, get_settings
-from retrieval.sparse import default_bm25
-from retrieval.stats import CorpusStats
-from retrieval.store import HybridQuery, SearchFilters, Store, damaged, open_store
-from retrieval.strategy import DEFAULT_STRATEGIES, Strategy, blend
-from retrieval.types import Chunk, Hit, Intent, SourceRecord, SourceType, link_names
+from srekb.retrieval.answer.answerability import Answerability, AnswerabilityModel, Logistic
+from srekb.retrieval.answer.citations import Citation, SRECitationFormatter
+from srekb.retrieval.answer.extractive import NOT_ENOUGH, Answerer, ExtractiveAnswerer, GeminiAnswerer, verify_markers
+from srekb.retrieval.answer.stats import CorpusStats
+from srekb.retrieval.errors import QueryError, SreKbError, StoreError
+from srekb.retrieval.fitted import MODEL_FILE, load_model
+from srekb.retrieval.models.embedding import Embedder, make_embedder
+from srekb.retrieval.models.sparse import default_bm25
+from srekb.retrieval.search.intent import EmbeddingIntentClassifier, IntentClassifier, make_classifier
+from srekb.retrieval.search.rerank import Reranker, make_reranker, section_value
+from srekb.retrieval.search.strategy import DEFAULT_STRATEGIES, Strategy, blend
+from srekb.retrieval.settings import Settings, get_settings
+from srekb.retrieval.store import HybridQuery, SearchFilters, Store, damaged, open_store
+from srekb.retrieval.types import Chunk, Hit, Intent, SourceRecord, SourceType, link_names
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
 
-from retrieval.embedding import Embedder, HashEmbedder, make_embedder  # noqa: E402
-from retrieval.settings import Settings  # noqa: E402
-from retrieval.store import EdgeStore, ServerStore, Store  # noqa: E402
+from srekb.retrieval.models.embedding import Embedder, HashEmbedder, make_embedder  # noqa: E402
+from srekb.retrieval.settings import Settings  # noqa: E402
+from srekb.retrieval.store import EdgeStore, ServerStore, Store  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "corpora" / "sre"
@@ -109,7 +109,7 @@ def make_store(store_kind: str, tmp_path: Path) -> Iterator:
 @pytest.fixture(scope="session")
 def shipped_store_dir(tmp_path_factory: pytest.TempPathFactory, shared_memo: CountingEmbedder) -> Path:
     """The shipped corpus ingested once (real model, real embedded engine), then closed."""
-    from ingest.pipeline import Ingestor
+    from srekb.ingest.pipeline import Ingestor
 
     directory = tmp_path_factory.mktemp("shipped") / "store"
     store = EdgeStore(directory, shared_memo.dim, shared_memo.name)
@@ -130,7 +130,7 @@ def cli_store_dir(shipped_store_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def shipped_kb(shipped_store_dir: Path, shared_memo: CountingEmbedder, tmp_path_factory: pytest.TempPathFactory):
-    from retrieval.kb import KnowledgeBase
+    from srekb.retrieval.kb import KnowledgeBase
 
     settings = Settings(store=shipped_store_dir, model_cache=tmp_path_factory.mktemp("cache"))
     kb = KnowledgeBase(settings, embedder=shared_memo.inner)

@@ -18,8 +18,8 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from srekb.api.app import create_app
 
-from api.app import create_app
 from tests.api.test_http import Server
 from tests.conftest import SHIPPED
 

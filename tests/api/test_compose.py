@@ -5,8 +5,7 @@ variable it sets is a setting the service reads (a typo would be silently ignore
 from pathlib import Path
 
 import yaml
-
-from retrieval.settings import Settings
+from srekb.retrieval.settings import Settings
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 

@@ -6,11 +6,11 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
+from srekb.api.app import create_app
+from srekb.ingest.pipeline import Ingestor
+from srekb.retrieval.kb import KnowledgeBase
+from srekb.retrieval.store import EdgeStore
 
-from api.app import create_app
-from ingest.pipeline import Ingestor
-from retrieval.kb import KnowledgeBase
-from retrieval.store import EdgeStore
 from tests.api.test_http import Server
 
 

@@ -8,9 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import uvicorn
-
-from api.app import create_app
-from retrieval.kb import KnowledgeBase
+from srekb.api.app import create_app
+from srekb.retrieval.kb import KnowledgeBase
 
 
 def _free_port() -> int:

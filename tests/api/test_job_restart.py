@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import httpx
+from srekb.retrieval.store import EdgeStore
 
-from retrieval.store import EdgeStore
 from tests.conftest import SHIPPED
 
 
@@ -25,7 +25,7 @@ def _serve(store: Path, root: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SRE_KB_ALLOWED_ROOTS": json.dumps([str(root)])}
     env.pop("GOOGLE_API_KEY", None)
     env.pop("GEMINI_API_KEY", None)
-    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--store", str(store), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "srekb.api.cli", "serve", "--store", str(store), "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + 120
     while time.time() < deadline:

@@ -8,9 +8,8 @@ import threading
 import time
 
 import uvicorn
-
-from api.app import create_app
-from api.cli import server_config
+from srekb.api.app import create_app
+from srekb.api.cli import server_config
 
 
 def _post(conn: socket.socket, body: dict) -> bytes:

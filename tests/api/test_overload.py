@@ -7,8 +7,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+from srekb.api.app import create_app
 
-from api.app import create_app
 from tests.api.test_http import Server
 
 

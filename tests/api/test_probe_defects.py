@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from srekb.api.app import create_app
+from srekb.retrieval.kb import KnowledgeBase
 
-from api.app import create_app
-from retrieval.kb import KnowledgeBase
 from tests.api.test_http import Server
 from tests.retrieval.test_cli_query import srekb
 
@@ -45,7 +45,7 @@ def test_impossible_calendar_date_in_a_filter_is_a_422(probed, route):
 
 def test_impossible_date_through_the_library_is_a_query_error(shipped_kb):
     """The same date through the Python API: a QueryError naming the field, not an engine error."""
-    from retrieval.errors import QueryError
+    from srekb.retrieval.errors import QueryError
 
     with pytest.raises(QueryError, match="date_to '2024-02-30' is not a calendar date"):
         shipped_kb.search("disk full", filters={"date_to": "2024-02-30"})

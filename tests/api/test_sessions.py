@@ -5,9 +5,9 @@ import time
 
 import httpx
 import pytest
+from srekb.api.app import create_app
+from srekb.api.sessions import SessionStore, Turn, UnknownSession, is_follow_up, rewrite
 
-from api.app import create_app
-from api.sessions import SessionStore, Turn, UnknownSession, is_follow_up, rewrite
 from tests.api.test_http import Server
 
 

@@ -14,7 +14,7 @@ def srekb(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAGAS_DO_NOT_TRACK": "true"}
     for key in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "SRE_KB_GOOGLE_API_KEY"):
         env.pop(key, None)
-    return subprocess.run([sys.executable, "-m", "api.cli", *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    return subprocess.run([sys.executable, "-m", "srekb.api.cli", *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
 
 
 def subset(path, answerable: int = 10, unanswerable: int = 3) -> None:

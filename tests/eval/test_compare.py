@@ -1,9 +1,8 @@
 """Deltas against a baseline report and regression marking, on hand-made reports."""
 
 import pytest
-
-from eval.compare import compare, delta
-from eval.report import SEARCH_KEYS, stage_latency, to_markdown
+from srekb.eval.compare import compare, delta
+from srekb.eval.report import SEARCH_KEYS, stage_latency, to_markdown
 
 OURS = "hybrid + rerank + intent"
 

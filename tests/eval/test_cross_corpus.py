@@ -4,8 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from eval.cross import gate_failures, load_specs, run_cross_corpus, summarise, to_markdown
+from srekb.eval.cross import gate_failures, load_specs, run_cross_corpus, summarise, to_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 

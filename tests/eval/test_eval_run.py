@@ -4,9 +4,10 @@ import json
 import math
 from pathlib import Path
 
-from eval.dataset import load_questions
-from eval.report import STAGES, gate_failures, run, write
-from eval.tune import load_weights, run_tuning
+from srekb.eval.dataset import load_questions
+from srekb.eval.report import STAGES, gate_failures, run, write
+from srekb.eval.tune import load_weights, run_tuning
+
 from tests.conftest import SHIPPED_QUESTIONS
 
 

@@ -3,8 +3,7 @@
 import math
 
 import pytest
-
-from eval.metrics import hit_at, lines_overlap, mrr_at, ndcg_at, percentile, ranked, recall_at
+from srekb.eval.metrics import hit_at, lines_overlap, mrr_at, ndcg_at, percentile, ranked, recall_at
 
 REL = {"a": 2, "b": 1}
 

@@ -6,12 +6,11 @@ import math
 from types import SimpleNamespace
 
 import pytest
-
-from eval.dataset import Question
-from eval.ragas_metrics import RagasSample, ReferenceContexts, sample_of, score_offline, score_with_judge, strip_markers
-from eval.report import ragas_markdown
-from retrieval.embedding import HashEmbedder
-from retrieval.types import Chunk, SourceType
+from srekb.eval.dataset import Question
+from srekb.eval.ragas_metrics import RagasSample, ReferenceContexts, sample_of, score_offline, score_with_judge, strip_markers
+from srekb.eval.report import ragas_markdown
+from srekb.retrieval.models.embedding import HashEmbedder
+from srekb.retrieval.types import Chunk, SourceType
 
 
 def sample(qid="q", *, answer="Restart the pod.", reference="Restart the pod.", retrieved=("ctx",), refs=("ctx",),

@@ -6,11 +6,10 @@ import random
 from dataclasses import asdict
 
 import pytest
-
-from eval.tune import Candidates, Params, TuneState, load_weights, objective, score_run, tune, write_tuned
-from retrieval.errors import SreKbError
-from retrieval.rerank import RerankWeights
-from retrieval.types import Chunk, Hit, Intent, SourceType
+from srekb.eval.tune import Candidates, Params, TuneState, load_weights, objective, score_run, tune, write_tuned
+from srekb.retrieval.errors import SreKbError
+from srekb.retrieval.search.rerank import RerankWeights
+from srekb.retrieval.types import Chunk, Hit, Intent, SourceType
 
 FEATURES = list(asdict(RerankWeights()))
 HIDDEN = {"ident": 3.0, "title": 2.0, "dense": 1.0, "path": 1.5}  # what really makes a document relevant here

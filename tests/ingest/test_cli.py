@@ -11,7 +11,7 @@ def srekb(*args: str, env_store: Path | None = None) -> subprocess.CompletedProc
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     if env_store:
         env["SRE_KB_STORE"] = str(env_store)
-    return subprocess.run([sys.executable, "-m", "api.cli", *args], capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run([sys.executable, "-m", "srekb.api.cli", *args], capture_output=True, text=True, timeout=300, env=env)
 
 
 def test_ingest_reports_and_exit_codes(tmp_path):

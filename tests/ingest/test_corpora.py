@@ -4,10 +4,10 @@ with every citation field filled and every line range pointing at the right line
 from pathlib import Path
 
 import pytest
+from srekb.ingest.pipeline import Ingestor
+from srekb.retrieval.settings import Settings
+from srekb.retrieval.types import SourceType
 
-from ingest.pipeline import Ingestor
-from retrieval.settings import Settings
-from retrieval.types import SourceType
 from tests.conftest import REAL, REAL_EXCLUDE, SHIPPED
 
 

@@ -11,15 +11,16 @@ import sys
 import time
 from collections import Counter
 
-from ingest.loaders import discover
-from retrieval.store import EdgeStore
+from srekb.ingest.loaders import discover
+from srekb.retrieval.store import EdgeStore
+
 from tests.conftest import SHIPPED
 
 
 def test_ingest_killed_mid_write_then_rerun_gives_the_clean_store(tmp_path, shipped_kb):
     store = tmp_path / "store"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "api.cli", "ingest", str(SHIPPED), "--store", str(store), "--json"]
+    cmd = [sys.executable, "-m", "srekb.api.cli", "ingest", str(SHIPPED), "--store", str(store), "--json"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     recorded = 0
     deadline = time.time() + 300

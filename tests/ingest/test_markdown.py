@@ -1,6 +1,6 @@
-from ingest.markdown import chunk_html, chunk_markdown, front_matter
-from ingest.text import approx_counter, split_lines
-from retrieval.types import SourceType
+from srekb.ingest.markdown import chunk_html, chunk_markdown, front_matter
+from srekb.ingest.text import approx_counter, split_lines
+from srekb.retrieval.types import SourceType
 
 RUNBOOK = """---
 title: Disk filling up

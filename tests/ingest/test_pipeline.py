@@ -4,11 +4,10 @@ import os
 from pathlib import Path
 
 import pytest
-
-from ingest.pipeline import Ingestor
-from retrieval.settings import Settings
-from retrieval.sparse import default_bm25
-from retrieval.store import HybridQuery
+from srekb.ingest.pipeline import Ingestor
+from srekb.retrieval.models.sparse import default_bm25
+from srekb.retrieval.settings import Settings
+from srekb.retrieval.store import HybridQuery
 
 RUNBOOK = "# Etcd no leader\n\n## Symptoms\n\netcd_server_has_leader is 0.\n\n## Mitigation\n\nRestart the member with the stale WAL.\n"
 RULES = "groups:\n  - name: etcd\n    rules:\n      - alert: EtcdNoLeader\n        expr: etcd_server_has_leader == 0\n        for: 1m\n"
@@ -162,7 +161,7 @@ def test_forced_type_and_exclude(make_store, embedder, tree):
     store = make_store(embedder.dim, embedder.name)
     report = _ingestor(store, embedder).run([tree], exclude=["*.jsonl"])
     assert report.skipped == [] and "notes.jsonl" not in report.added
-    from retrieval.types import SourceType
+    from srekb.retrieval.types import SourceType
 
     forced = _ingestor(store, embedder).run([tree / "docs" / "oncall.md"], SourceType.RUNBOOK)
     assert forced.updated == ["docs/oncall.md"]  # one file inside the ingested root keeps its key
@@ -171,7 +170,7 @@ def test_forced_type_and_exclude(make_store, embedder, tree):
 
 
 def test_outside_allowed_roots_is_refused(make_store, embedder, tree, tmp_path):
-    from retrieval.errors import IngestError
+    from srekb.retrieval.errors import IngestError
 
     store = make_store(embedder.dim, embedder.name)
     with pytest.raises(IngestError, match="outside the allowed roots"):

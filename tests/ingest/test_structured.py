@@ -1,12 +1,11 @@
 import json
 
 import pytest
-
-from ingest.loaders import detect_type
-from ingest.structured import chunk_braces, chunk_ini, chunk_json, chunk_toml, chunk_yaml
-from ingest.text import approx_counter
-from retrieval.errors import SkippedFile
-from retrieval.types import SourceType
+from srekb.ingest.loaders import detect_type
+from srekb.ingest.structured import chunk_braces, chunk_ini, chunk_json, chunk_toml, chunk_yaml
+from srekb.ingest.text import approx_counter
+from srekb.retrieval.errors import SkippedFile
+from srekb.retrieval.types import SourceType
 
 RULES = """groups:
   - name: checkout.rules

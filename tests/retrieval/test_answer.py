@@ -1,9 +1,9 @@
 """Answer assembly logic on small hand-made hits (the real-model path is in test_kb.py)."""
 
-from retrieval.answer import Draft, ExtractiveAnswerer, verify_markers
-from retrieval.stats import CorpusStats
-from retrieval.text import term_set
-from retrieval.types import Chunk, Hit, SourceType
+from srekb.retrieval.answer.extractive import Draft, ExtractiveAnswerer, verify_markers
+from srekb.retrieval.answer.stats import CorpusStats
+from srekb.retrieval.text import term_set
+from srekb.retrieval.types import Chunk, Hit, SourceType
 
 
 def _hit(path, text, st=SourceType.RUNBOOK, title="T", section="S", meta=None):
@@ -38,8 +38,8 @@ def test_extractive_answer_quotes_sources_with_markers():
 
 def test_evidence_order_quotes_the_section_that_answers_the_intent():
     """Each file keeps its place; within it Mitigation goes before Symptoms and Related links go last."""
-    from retrieval.kb import evidence_order
-    from retrieval.types import Intent
+    from srekb.retrieval.kb import evidence_order
+    from srekb.retrieval.types import Intent
 
     symptoms = _hit("runbooks/redis.md", "Memory is high.", section="Redis memory > Symptoms")
     other = _hit("runbooks/node.md", "Node is fine.", section="Node > Overview")

@@ -3,12 +3,11 @@
 import json
 
 import pytest
-
-from retrieval.answerability import ABSTAIN_FEATURES, FEATURES, AnswerabilityModel, Logistic, features
-from retrieval.model import MODEL_FILE, load_model
-from retrieval.stats import CorpusStats
-from retrieval.text import term_set
-from retrieval.types import Chunk, Hit, SourceType
+from srekb.retrieval.answer.answerability import ABSTAIN_FEATURES, FEATURES, AnswerabilityModel, Logistic, features
+from srekb.retrieval.answer.stats import CorpusStats
+from srekb.retrieval.fitted import MODEL_FILE, load_model
+from srekb.retrieval.text import term_set
+from srekb.retrieval.types import Chunk, Hit, SourceType
 
 
 def _hit(text, path="runbooks/x.md", dense=0.6):
@@ -69,7 +68,7 @@ def test_the_shipped_model_holds_every_feature_and_its_thresholds():
 
 def test_knowledge_base_uses_the_model_file_it_is_given(shipped_kb, tmp_path):
     """The threshold comes from the model file: a stricter one abstains where the shipped one answers."""
-    from retrieval.kb import KnowledgeBase
+    from srekb.retrieval.kb import KnowledgeBase
 
     question = "etcd has no leader, what do I check?"
     assert shipped_kb.answerability.abstain_below == load_model().answerability.abstain_below

@@ -1,7 +1,7 @@
 """Golden tests: the citation block in exactly the seed's form, for every source type."""
 
-from retrieval.citations import SRECitationFormatter
-from retrieval.types import Chunk, SourceType
+from srekb.retrieval.answer.citations import SRECitationFormatter
+from srekb.retrieval.types import Chunk, SourceType
 
 RULE = Chunk("prometheus.yml", SourceType.CONFIG, "Prometheus Alert Rules", "CPU Usage Monitoring", "- alert: HighCPU", 45, 52)
 DOC = Chunk("k8s-docs/deployment.md", SourceType.DOC, "K8s Deployment Guide", "Rolling Update Strategy", "maxSurge: 25%", 10, 30)

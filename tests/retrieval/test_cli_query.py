@@ -10,7 +10,7 @@ def srekb(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProc
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
     env.pop("GOOGLE_API_KEY", None)
     env.pop("GEMINI_API_KEY", None)
-    return subprocess.run([sys.executable, "-m", "api.cli", *args], capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run([sys.executable, "-m", "srekb.api.cli", *args], capture_output=True, text=True, timeout=300, env=env)
 
 
 def test_ask_json_contract(cli_store_dir):

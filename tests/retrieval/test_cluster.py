@@ -19,12 +19,11 @@ from typing import Any
 import numpy as np
 import pytest
 from pydantic import ValidationError
-
-from retrieval.errors import ConfigError
-from retrieval.settings import Settings
-from retrieval.sparse import default_bm25
-from retrieval.store import HybridQuery, SearchFilters, ServerOptions, ServerStore, open_store
-from retrieval.types import Chunk, SourceRecord, SourceType
+from srekb.retrieval.errors import ConfigError
+from srekb.retrieval.models.sparse import default_bm25
+from srekb.retrieval.settings import Settings
+from srekb.retrieval.store import HybridQuery, SearchFilters, ServerOptions, ServerStore, open_store
+from srekb.retrieval.types import Chunk, SourceRecord, SourceType
 
 
 class QdrantRecorder(BaseHTTPRequestHandler):

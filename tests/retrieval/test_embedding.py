@@ -1,9 +1,8 @@
 """The two real backends of the packaged model agree, so either can query a store built by the other."""
 
 import numpy as np
-
-from retrieval.embedding import SentenceTransformerEmbedder, make_embedder, resolve_model_path
-from retrieval.settings import Settings
+from srekb.retrieval.models.embedding import SentenceTransformerEmbedder, make_embedder, resolve_model_path
+from srekb.retrieval.settings import Settings
 
 TEXTS = ["etcd has no leader, what do I check?", "KubePodCrashLooping: Diagnosis\nkubectl describe pod", "x " * 400]
 
@@ -29,8 +28,7 @@ def test_the_exported_encoder_runs_fused_attention(real_embedder):
 
 def test_unknown_model_is_a_clear_error(tmp_path):
     import pytest
-
-    from retrieval.errors import ConfigError
+    from srekb.retrieval.errors import ConfigError
 
     with pytest.raises(ConfigError, match="SRE_KB_EMBEDDING_MODEL"):
         make_embedder(Settings(embedding_model=str(tmp_path / "nope"), model_cache=tmp_path))
@@ -40,7 +38,7 @@ def test_attention_fusion_leaves_a_graph_it_cannot_fuse_as_it_is(tmp_path, caplo
     """Another architecture, or a graph the optimiser fails on, keeps the plain export (correct, only slower)."""
     from types import SimpleNamespace
 
-    from retrieval.embedding import _fuse_attention
+    from srekb.retrieval.models.embedding import _fuse_attention
 
     path = tmp_path / "model.onnx"
     path.write_bytes(b"not an onnx graph")

@@ -4,12 +4,12 @@ import json
 import re
 
 import pytest
+from srekb.retrieval.errors import QueryError
+from srekb.retrieval.kb import KnowledgeBase
+from srekb.retrieval.store import EdgeStore
+from srekb.retrieval.types import Intent, SourceType
 
-import retrieval
-from retrieval.errors import QueryError
-from retrieval.kb import KnowledgeBase
-from retrieval.store import EdgeStore
-from retrieval.types import Intent, SourceType
+from srekb import retrieval
 
 
 def test_public_api_is_explicit():
@@ -150,7 +150,7 @@ def test_repeated_question_reuses_its_query_vector(shipped_kb):
 def test_a_runbooks_rule_missing_from_the_candidates_is_fetched_from_the_store(shipped_kb):
     """Few candidates: the engine returns the runbook but not its alert rule; search fetches the
     rule (its own chunk, not the file's first) and places it below the runbook. Filters still hold."""
-    from retrieval.strategy import DEFAULT_STRATEGIES
+    from srekb.retrieval.search.strategy import DEFAULT_STRATEGIES
 
     few = {intent: s.with_overrides(candidates=2, prefetch=4) for intent, s in DEFAULT_STRATEGIES.items()}
     kb = KnowledgeBase(shipped_kb.settings, store=shipped_kb.store, embedder=shipped_kb.embedder, strategies=few)

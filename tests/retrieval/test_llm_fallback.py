@@ -1,7 +1,7 @@
 """With a key but no reachable Gemini, answers still come back (extractive) and say so."""
 
-from retrieval.answer import Draft
-from retrieval.kb import KnowledgeBase
+from srekb.retrieval.answer.extractive import Draft
+from srekb.retrieval.kb import KnowledgeBase
 
 
 def test_key_without_network_falls_back_to_extractive(shipped_kb, tmp_path):

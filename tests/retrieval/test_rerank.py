@@ -1,10 +1,9 @@
 """FeatureReranker logic on small hand-made hits (its measured effect is in the eval report)."""
 
 import pytest
-
-from retrieval.rerank import FeatureReranker, GeminiReranker, RerankWeights, make_reranker
-from retrieval.strategy import DEFAULT_STRATEGIES
-from retrieval.types import Chunk, Hit, Intent, SourceType
+from srekb.retrieval.search.rerank import FeatureReranker, GeminiReranker, RerankWeights, make_reranker
+from srekb.retrieval.search.strategy import DEFAULT_STRATEGIES
+from srekb.retrieval.types import Chunk, Hit, Intent, SourceType
 
 
 def _hit(path, st, title, section, text, meta=None, fused=0.5, dense=0.5, bm25=0.5):
@@ -104,8 +103,8 @@ def test_a_failing_judge_keeps_the_feature_order(caplog):
 
 
 def test_settings_pick_the_second_stage(tmp_path):
-    from retrieval.errors import ConfigError
-    from retrieval.settings import Settings
+    from srekb.retrieval.errors import ConfigError
+    from srekb.retrieval.settings import Settings
 
     assert type(make_reranker(Settings())) is FeatureReranker
     assert isinstance(make_reranker(Settings(google_api_key="k")), GeminiReranker)
@@ -119,10 +118,10 @@ def test_settings_pick_the_second_stage(tmp_path):
 
 
 def test_settings_pick_the_intent_classifier(tmp_path):
-    from retrieval.embedding import HashEmbedder
-    from retrieval.errors import ConfigError
-    from retrieval.intent import EmbeddingIntentClassifier, GeminiIntentClassifier, make_classifier
-    from retrieval.settings import Settings
+    from srekb.retrieval.errors import ConfigError
+    from srekb.retrieval.models.embedding import HashEmbedder
+    from srekb.retrieval.search.intent import EmbeddingIntentClassifier, GeminiIntentClassifier, make_classifier
+    from srekb.retrieval.settings import Settings
 
     assert isinstance(make_classifier(Settings(model_cache=tmp_path), HashEmbedder()), EmbeddingIntentClassifier)
     assert isinstance(make_classifier(Settings(model_cache=tmp_path, intent_classifier="gemini", google_api_key="k"), HashEmbedder()),
@@ -134,8 +133,8 @@ def test_settings_pick_the_intent_classifier(tmp_path):
 def test_intent_cues_match_in_any_case():
     import re
 
-    from retrieval.intent import CUES, RuleIntentClassifier
-    from retrieval.types import Intent
+    from srekb.retrieval.search.intent import CUES, RuleIntentClassifier
+    from srekb.retrieval.types import Intent
 
     # The cues are matched against the lower-cased question, so a capital letter in one
     # (outside an escape such as \b or \d) could never match.
@@ -150,7 +149,7 @@ def test_intent_cues_match_in_any_case():
     assert rules.scores("what caused inc-2024-031?") == rules.scores("What Caused INC-2024-031?")
 
 def test_companions_come_from_the_nearest_folder_tree():
-    from retrieval.kb import nearest_paths
+    from srekb.retrieval.kb import nearest_paths
 
     rules = ("configs/rules.yml", "copies/a/configs/rules.yml", "copies/b/configs/rules.yml")
     assert nearest_paths("copies/a/runbooks/x.md", rules) == ["copies/a/configs/rules.yml"]

@@ -6,10 +6,10 @@ with the packaged model's tokenizer: what is checked is the wiring (settings -> 
 
 import copy
 
-from retrieval.embedding import resolve_model_path
-from retrieval.kb import KnowledgeBase
-from retrieval.rerank import CrossEncoderReranker, FeatureReranker
-from retrieval.types import Intent
+from srekb.retrieval.kb import KnowledgeBase
+from srekb.retrieval.models.embedding import resolve_model_path
+from srekb.retrieval.search.rerank import CrossEncoderReranker, FeatureReranker
+from srekb.retrieval.types import Intent
 
 
 def _tiny_cross_encoder(directory):

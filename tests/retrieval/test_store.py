@@ -6,11 +6,10 @@ import textwrap
 
 import numpy as np
 import pytest
-
-from retrieval.errors import ConfigError, StoreLockedError, StoreNotFoundError
-from retrieval.sparse import default_bm25
-from retrieval.store import POINT_IDS, EdgeStore, HybridQuery, SearchFilters, point_id, point_number
-from retrieval.types import Chunk, SourceRecord, SourceType
+from srekb.retrieval.errors import ConfigError, StoreLockedError, StoreNotFoundError
+from srekb.retrieval.models.sparse import default_bm25
+from srekb.retrieval.store import POINT_IDS, EdgeStore, HybridQuery, SearchFilters, point_id, point_number
+from srekb.retrieval.types import Chunk, SourceRecord, SourceType
 
 DOCS = [
     ("runbooks/etcd.md", SourceType.RUNBOOK, "etcd has no leader: check member health with etcdctl endpoint status", {"service": "etcd"}),
@@ -172,8 +171,8 @@ def test_second_process_gets_a_clear_lock_message(tmp_path, fake_embedder):
     store = EdgeStore(tmp_path / "s", fake_embedder.dim, fake_embedder.name)
     code = textwrap.dedent(
         f"""
-        from retrieval.store import EdgeStore
-        from retrieval.errors import StoreLockedError
+        from srekb.retrieval.store import EdgeStore
+        from srekb.retrieval.errors import StoreLockedError
         try:
             EdgeStore({str(tmp_path / "s")!r}, {fake_embedder.dim}, {fake_embedder.name!r})
         except StoreLockedError as exc:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from srekb.api.app import create_app
+from srekb.retrieval.kb import KnowledgeBase
+from srekb.retrieval.store import EdgeStore
 
-from api.app import create_app
-from retrieval.kb import KnowledgeBase
-from retrieval.store import EdgeStore
 from tests.api.test_http import Server
 from tests.retrieval.test_cli_query import srekb
 

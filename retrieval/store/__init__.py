@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-
-from retrieval.errors import ConfigError, StoreDamagedError, StoreError, StoreLockedError, StoreNotFoundError
-from retrieval.settings import Settings
-from retrieval.types import Chunk, Hit, SourceRecord, SourceType
+from srekb.retrieval.errors import ConfigError, StoreDamagedError, StoreError, StoreLockedError, StoreNotFoundError
+from srekb.retrieval.settings import Settings
+from srekb.retrieval.types import Chunk, Hit, SourceRecord, SourceType
 
 CHUNK_CACHE_SIZE = 50_000  # chunks kept in memory by the embedded store (about 100 MB at most)
 

@@ -26,9 +26,9 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
-from retrieval.stats import KEBAB, CorpusStats
-from retrieval.text import content_terms, identifiers, mentions, term_set
-from retrieval.types import Hit
+from srekb.retrieval.answer.stats import KEBAB, CorpusStats
+from srekb.retrieval.text import content_terms, identifiers, mentions, term_set
+from srekb.retrieval.types import Hit
 
 FEATURES = [
     "coverage",  # IDF-weighted share of the question's terms found in the top evidence

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from retrieval.types import Chunk, SourceType
+from srekb.retrieval.types import Chunk, SourceType
 
 
 @dataclass

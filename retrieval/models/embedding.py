@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-
-from retrieval.errors import ConfigError
-from retrieval.settings import Settings
+from srekb.retrieval.errors import ConfigError
+from srekb.retrieval.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
-from retrieval.errors import ConfigError
-from retrieval.settings import Settings
-from retrieval.strategy import Strategy
-from retrieval.text import content_terms, identifiers, mentions, term_set
-from retrieval.types import Chunk, Hit, SourceType, link_names, per_chunk
+from srekb.retrieval.errors import ConfigError
+from srekb.retrieval.search.strategy import Strategy
+from srekb.retrieval.settings import Settings
+from srekb.retrieval.text import content_terms, identifiers, mentions, term_set
+from srekb.retrieval.types import Chunk, Hit, SourceType, link_names, per_chunk
 
 log = logging.getLogger(__name__)
 
@@ -347,7 +347,7 @@ def make_reranker(settings: Settings, fitted: dict[str, float] | None = None) ->
     if choice == "gemini":
         if not settings.google_api_key:
             raise ConfigError("SRE_KB_RERANKER=gemini needs a key: set GOOGLE_API_KEY (or SRE_KB_RERANKER=features)")
-        from retrieval.llm import gemini_client
+        from srekb.retrieval.models.llm import gemini_client
 
         return GeminiReranker(gemini_client(settings.google_api_key, settings.llm_timeout_s), settings.gemini_model, features, settings.rerank_depth)
     return features

@@ -15,15 +15,14 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-
-from retrieval.embedding import Embedder
-from retrieval.errors import ConfigError
-from retrieval.model import IntentModel
-from retrieval.settings import Settings
-from retrieval.types import Intent
+from srekb.retrieval.errors import ConfigError
+from srekb.retrieval.fitted import IntentModel
+from srekb.retrieval.models.embedding import Embedder
+from srekb.retrieval.settings import Settings
+from srekb.retrieval.types import Intent
 
 log = logging.getLogger(__name__)
-EXAMPLES = Path(__file__).parent / "data" / "intent_examples.jsonl"
+EXAMPLES = Path(__file__).parents[1] / "data" / "intent_examples.jsonl"
 
 
 class IntentClassifier(Protocol):
@@ -222,7 +221,7 @@ def make_classifier(settings: Settings, embedder: Embedder, fitted: IntentModel 
     if settings.intent_classifier == "gemini":
         if not settings.google_api_key:
             raise ConfigError("SRE_KB_INTENT_CLASSIFIER=gemini needs a key: set GOOGLE_API_KEY (or use the default, embedding)")
-        from retrieval.llm import gemini_client
+        from srekb.retrieval.models.llm import gemini_client
 
         return GeminiIntentClassifier(gemini_client(settings.google_api_key, settings.llm_timeout_s), settings.gemini_model, offline)
     return offline

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from retrieval.types import Intent, SourceType
+from srekb.retrieval.types import Intent, SourceType
 
 
 @dataclass(frozen=True)

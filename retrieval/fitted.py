@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from retrieval.answerability import AnswerabilityModel
-from retrieval.errors import ConfigError
+from srekb.retrieval.answer.answerability import AnswerabilityModel
+from srekb.retrieval.errors import ConfigError
 
 MODEL_FILE = Path(__file__).parent / "data" / "model.json"
 

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from retrieval.stats import CorpusStats
-from retrieval.text import content_terms, term_set
-from retrieval.types import Hit, SourceType
+from srekb.retrieval.answer.stats import CorpusStats
+from srekb.retrieval.text import content_terms, term_set
+from srekb.retrieval.types import Hit, SourceType
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ class GeminiAnswerer:
     mode = "generative"
 
     def __init__(self, api_key: str, model: str, timeout_s: float, fallback: Answerer) -> None:
-        from retrieval.llm import gemini_client
+        from srekb.retrieval.models.llm import gemini_client
 
         self._client = gemini_client(api_key, timeout_s)
         self._model = model
