@@ -9,6 +9,7 @@ WORKDIR /app
 RUN pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
 
 COPY pyproject.toml README.md ./
+COPY srekb srekb
 COPY retrieval retrieval
 COPY ingest ingest
 COPY api api
@@ -16,7 +17,8 @@ COPY eval eval
 COPY corpora corpora
 RUN pip install . \
     # export the ONNX encoder at build time so the container starts fast and needs no network
-    && python -c "from retrieval.settings import Settings; from retrieval.embedding import make_embedder; make_embedder(Settings())"
+    # (from /, not /app: the source folder srekb/ in the working directory would shadow the install)
+    && cd / && python -c "from srekb.retrieval.settings import Settings; from srekb.retrieval.models.embedding import make_embedder; make_embedder(Settings())"
 
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=5 \

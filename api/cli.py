@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from srekb.eval.cli import evaluate
 
 app = typer.Typer(
     help="sre-kb: answers on-call questions from your runbooks, incidents, configs and docs, with exact citations.",
@@ -227,8 +228,8 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Retrieval only: the ranked chunks for a question, with scores (no answer)."""
+    from srekb.api.schemas import SearchResponse
     from srekb.retrieval.errors import SreKbError
-    from srekb.retrieval.kb import hit_to_dict
 
     kb = _open_kb(store)
     try:
@@ -238,9 +239,7 @@ def search(
     finally:
         kb.close()
     if as_json:
-        payload = {"question": result.question, "intent": result.intent.value, "hits": [hit_to_dict(h) for h in result.hits],
-                   "timings_ms": {k_: round(v, 2) for k_, v in result.timings_ms.items()}}
-        out.print_json(json.dumps(payload))
+        out.print_json(json.dumps(SearchResponse.of(result).model_dump()))
         return
     out.print(f"[bold]intent:[/bold] {result.intent.value}", highlight=False)
     for n, h in enumerate(result.hits, 1):
@@ -260,6 +259,7 @@ def ask(
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question from the knowledge base, with citations (or say it cannot)."""
+    from srekb.api.schemas import AskResponse
     from srekb.retrieval.errors import SreKbError
 
     kb = _open_kb(store)
@@ -270,7 +270,7 @@ def ask(
     finally:
         kb.close()
     if as_json:
-        out.print_json(json.dumps(answer.to_dict()))
+        out.print_json(json.dumps(AskResponse.of(answer).without_session()))
         return
     out.print(answer.text, highlight=False)
     out.print()
@@ -278,191 +278,14 @@ def ask(
         out.print(answer.citation_block, highlight=False)
         out.print()
     mode = {"extractive": "extractive (no LLM configured: sentences quoted from the sources)",
-            "generative": f"generative ({kb.settings.gemini_model})", "abstained": "abstained (evidence too weak)"}[answer.mode]
+            "generative": f"generative ({kb.llm.name if kb.llm else 'a custom answerer'})", "abstained": "abstained (evidence too weak)"}[answer.mode]
     score = f" · answerability {answer.answerability.score:.2f} ({answer.outcome})" if answer.answerability else ""
     out.print(f"[dim]intent: {answer.intent.value} · mode: {mode}{score} · {answer.timings_ms.get('total', 0):.0f} ms[/dim]", highlight=False)
 
 
-@app.command("eval")
-def evaluate(
-    dataset: Annotated[Path, typer.Option("--dataset", help="labelled questions (JSONL)")] = Path("corpora/eval/questions.jsonl"),
-    corpus: Annotated[list[Path], typer.Option("--corpus", help="corpus to ingest first (repeatable; incremental)")] = [],  # noqa: B006
-    store: StoreOpt = None,
-    out_dir: Annotated[
-        Path, typer.Option("--out", help="where report.md / report.json / strategies.png / runs.json / qrels.json (or the tuning files) go")
-    ] = Path("eval-out"),
-    exclude: Annotated[list[str], typer.Option("--exclude", help="globs left out of the corpus")] = ["questions*.jsonl"],  # noqa: B006
-    baseline: Annotated[
-        Path | None, typer.Option("--baseline", help="an earlier report.json: deltas per metric in the report, regressions marked")
-    ] = None,
-    fail_on_regression: Annotated[
-        bool,
-        typer.Option("--fail-on-regression", help="exit 1 when a quality metric of the service's strategy, answers or ragas figures is worse "
-                     "than --baseline by more than 0.005 (latency and the baseline strategies are only reported)"),
-    ] = False,
-    gate: Annotated[Path | None, typer.Option("--gate", help="thresholds to meet (e.g. eval/gate.json): exit 1 when one is missed")] = None,
-    weights: Annotated[Path | None, typer.Option("--weights", help="evaluate (or start tuning) with the reranker weights of a tuned.json")] = None,
-    judge: Annotated[
-        bool, typer.Option("--judge/--no-judge", help="ragas faithfulness / answer relevancy with Gemini as judge when GOOGLE_API_KEY is set")
-    ] = True,
-    judge_limit: Annotated[int, typer.Option("--judge-limit", help="answered questions the LLM judge scores at most", min=0)] = 40,
-    tune: Annotated[bool, typer.Option("--tune", help="tune the reranker weights instead: writes tuned.json, tune.md, tune.json, tune-state.json")] = False,
-    tune_priors: Annotated[bool, typer.Option("--tune-priors", help="with --tune: tune the per-intent source priors too (over-fits)")] = False,
-    resume: Annotated[
-        bool | None,
-        typer.Option("--resume/--restart", help="with --tune: resume from <out>/tune-state.json (default: resume when it exists and matches) or start afresh"),
-    ] = None,
-    max_iter: Annotated[int, typer.Option("--max-iter", help="with --tune: passes of the coordinate search at most", min=1)] = 8,
-    holdout: Annotated[
-        float, typer.Option("--holdout", help="with --tune: fraction of the questions held out (reported, never tuned on)", min=0.0, max=0.9)
-    ] = 0.3,
-    cross_corpus: Annotated[
-        bool, typer.Option("--cross-corpus", help="leave one corpus out over eval/corpora.json: fit on the others, report on each held-out "
-                           "corpus, the worst and the mean, beside the naive hybrid (one store per corpus under --store, default .srekb-eval)")
-    ] = False,
-    refit: Annotated[
-        bool, typer.Option("--refit/--no-refit", help="with --cross-corpus: fit the model per fold (default), or measure the shipped model as it is")
-    ] = True,
-    write_model: Annotated[
-        bool, typer.Option("--write-model", help="with --cross-corpus: fit on every corpus and write the shipped model (retrieval/data/model.json)")
-    ] = False,
-) -> None:
-    """Evaluate retrieval strategies and answers on labelled questions (report.md, report.json,
-    strategies.png), or tune the reranker weights with --tune (tuned.json)."""
-    from srekb.eval.compare import compare
-    from srekb.eval.report import gate_failures, load, run, to_markdown, write
-    from srekb.eval.tune import load_weights, run_tuning
-    from srekb.ingest.pipeline import Ingestor
-    from srekb.retrieval.errors import SreKbError
-    from srekb.retrieval.kb import KnowledgeBase
-    from srekb.retrieval.models.embedding import make_embedder
-    from srekb.retrieval.search.rerank import FeatureReranker
-    from srekb.retrieval.store import open_store
-
-    if not tune and (tune_priors or resume is not None):
-        _fail("--tune-priors, --resume and --restart only apply with --tune", EXIT_USAGE)
-    if tune and (baseline or gate or fail_on_regression):
-        _fail("--baseline, --gate and --fail-on-regression apply to an evaluation, not to --tune", EXIT_USAGE)
-    if fail_on_regression and baseline is None:
-        _fail("--fail-on-regression needs --baseline OLD/report.json", EXIT_USAGE)
-
-    def read_json(path: Path, what: str) -> Any:
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            _fail(f"cannot read the {what} {path}: {exc.strerror or exc}", EXIT_USAGE)
-        except ValueError as exc:
-            _fail(f"the {what} {path} is not valid JSON ({exc})", EXIT_USAGE)
-
-    old_report = read_json(baseline, "baseline report") if baseline else None
-    if old_report is not None and not (isinstance(old_report, dict) and isinstance(old_report.get("strategies"), dict)):
-        _fail(f"{baseline} is not a report.json written by `srekb eval` (no strategies)", EXIT_USAGE)
-    thresholds = read_json(gate, "gate file") if gate else None
-    if cross_corpus:
-        _cross_corpus(store, out_dir, thresholds, refit=refit, write_model=write_model)
-        return
-    if write_model:
-        _fail("--write-model applies with --cross-corpus", EXIT_USAGE)
-    settings = _settings(store)
-    try:
-        tuned = load_weights(weights) if weights else None
-        questions = load(dataset)
-        if corpus:
-            embedder = make_embedder(settings)
-            st = open_store(settings, embedder.dim, embedder.name)
-            try:
-                rep = Ingestor(st, embedder, settings).run(corpus, exclude=exclude)
-            finally:
-                st.close()
-            console.print(f"corpus: {len(rep.added)} added, {len(rep.updated)} updated, {len(rep.unchanged)} unchanged, "
-                          f"{len(rep.skipped)} skipped", highlight=False)
-        kb = KnowledgeBase(settings, query_cache_size=0)  # every strategy's latency pays for its own query embedding
-    except SreKbError as exc:
-        _fail(str(exc))
-    if tuned is not None:
-        if isinstance(kb.reranker, FeatureReranker):
-            kb.reranker.weights = tuned
-        else:
-            kb.close()
-            _fail("--weights applies to the feature reranker only", EXIT_USAGE)
-    title = f"sre-kb evaluation: {dataset}"
-    if tune:
-        try:
-            result = run_tuning(
-                kb, questions, out_dir, holdout=holdout, max_iter=max_iter, tune_priors=tune_priors, resume=resume,
-                progress=lambda i, tr, ho: console.print(f"[dim]pass {i}: train {tr:.4f} holdout {ho:.4f}[/dim]", highlight=False),
-            )
-        except SreKbError as exc:
-            _fail(str(exc))
-        finally:
-            kb.close()
-        out.print((out_dir / "tune.md").read_text(), highlight=False)
-        if result.get("warning"):
-            console.print(f"[yellow]warning:[/yellow] {result['warning']}", highlight=False)
-        console.print(f"tuned weights written to {out_dir}/tuned.json (state {out_dir}/tune-state.json)", highlight=False)
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from srekb.eval.runner import STRATEGY_NAMES
-
-    total = len(STRATEGY_NAMES) * sum(q.answerable for q in questions) + len(questions)
-    try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=True, disable=not console.is_terminal) as bar:
-            task = bar.add_task("evaluating", total=total)
-            report = run(
-                kb, questions,
-                progress=lambda name: bar.update(task, description=f"evaluating {name}"),
-                judge=None if judge else False, judge_limit=judge_limit,
-                tick=lambda: bar.advance(task),
-            )
-    finally:
-        kb.close()
-    if tuned is not None:
-        report["rerank_weights_from"] = str(weights)
-    if old_report is not None:
-        report["baseline"] = compare(report, old_report, str(baseline))
-    failures = gate_failures(report, thresholds) if thresholds else []
-    if thresholds:
-        report["gate"] = {"path": str(gate), "failures": failures}
-    write(report, out_dir, title, questions)
-    out.print(to_markdown(report, title), highlight=False)
-    console.print(f"report written to {out_dir}/report.md, report.json and strategies.png", highlight=False)
-    code = EXIT_OK
-    if failures:
-        console.print("[red]gate failed:[/red] " + "; ".join(failures), highlight=False)
-        code = EXIT_ERROR
-    if fail_on_regression and report["baseline"]["gating_regressions"]:
-        console.print("[red]regressions against the baseline:[/red] " + "; ".join(report["baseline"]["gating_regressions"]), highlight=False)
-        code = EXIT_ERROR
-    if code != EXIT_OK:
-        raise typer.Exit(code)
-
-
-def _cross_corpus(store: Path | None, out_dir: Path, thresholds: Any, *, refit: bool, write_model: bool) -> None:
-    """``srekb eval --cross-corpus``: the held-out table (and the shipped model with --write-model)."""
-    from srekb.eval.cross import gate_failures, run_cross_corpus, to_markdown
-    from srekb.retrieval.errors import SreKbError
-
-    settings = _settings(None)
-    root = store or Path(".srekb-eval")
-    try:
-        with console.status("cross-corpus evaluation") as status:
-            report = run_cross_corpus(settings, root, fit=refit, write_model=write_model,
-                                      progress=lambda what: status.update(f"cross-corpus evaluation: {what}"))
-    except SreKbError as exc:
-        _fail(str(exc))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "cross-corpus.json").write_text(json.dumps(report, indent=1, default=str))
-    md = to_markdown(report)
-    (out_dir / "cross-corpus.md").write_text(md)
-    out.print(md, highlight=False)
-    console.print(f"report written to {out_dir}/cross-corpus.md and cross-corpus.json", highlight=False)
-    if report.get("model_written"):
-        console.print(f"model written to {report['model_written']}", highlight=False)
-    failures = gate_failures(report, thresholds.get("cross_corpus", {})) if isinstance(thresholds, dict) else []
-    if failures:
-        console.print("[red]gate failed:[/red] " + "; ".join(failures), highlight=False)
-        raise typer.Exit(EXIT_ERROR)
+# The evaluation's command lives in srekb.eval (which imports nothing from srekb.api), so that
+# `python -m srekb.eval` runs the same command.
+app.command("eval")(evaluate)
 
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}

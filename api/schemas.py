@@ -1,11 +1,19 @@
-"""Wire schemas of the HTTP API (kept apart from the core types)."""
+"""The wire contract of the HTTP API and of ``srekb --json``, kept apart from the core types.
+
+The contract's values come from the core types' ``to_dict`` (``Hit``, ``SearchResult``,
+``Answer``, ``Citation``: what agents get too); the models here type and document them, built in
+one place each, a classmethod ``of`` (``HitOut.of``, ``AskResponse.of``, ...), which every JSON
+route, the SSE stream and the CLI use. The field names are what the web page and API clients read."""
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+
+if TYPE_CHECKING:  # the builders only read attributes: the schemas import without the engine
+    from srekb import retrieval as core
 
 
 def _calendar_date(value: str | None) -> str | None:
@@ -78,6 +86,11 @@ class SourceOut(BaseModel):
     ingested_at: str
     title: str
 
+    @classmethod
+    def of(cls, r: core.SourceRecord) -> SourceOut:
+        return cls(id=r.path, path=r.path, root=r.root, source_type=r.source_type.value, sha256=r.sha256, size=r.size,
+                   chunks=r.chunks, ingested_at=r.ingested_at, title=r.title)
+
 
 class SourcePage(BaseModel):
     items: list[SourceOut]
@@ -96,6 +109,11 @@ class SourceText(BaseModel):
                                        "are the indexed ones; re-ingest to update")
     lines: list[dict[str, Any]]
 
+    @classmethod
+    def of(cls, r: core.SourceRecord, by_line: dict[int, str], from_file: bool, changed: bool) -> SourceText:
+        return cls(id=r.path, path=r.path, source_type=r.source_type.value, title=r.title, from_file=from_file,
+                   changed_since_ingest=changed, lines=[{"n": n, "text": by_line[n]} for n in sorted(by_line)])
+
 
 class ErrorBody(BaseModel):
     error: dict[str, Any]
@@ -113,6 +131,10 @@ class Citation(BaseModel):
     text: str
     label: str
 
+    @classmethod
+    def of(cls, c: core.Citation) -> Citation:
+        return cls.model_validate(c.to_dict())
+
 
 class HitOut(BaseModel):
     path: str
@@ -124,6 +146,10 @@ class HitOut(BaseModel):
     incident_id: str | None = None
     date: str | None = None
     text: str
+
+    @classmethod
+    def of(cls, hit: core.Hit) -> HitOut:
+        return cls.model_validate(hit.to_dict())
 
 
 class Answerability(BaseModel):
@@ -152,12 +178,24 @@ class AskResponse(BaseModel):
     session_id: str | None = None
     standalone_question: str | None = Field(default=None, description="the follow-up rewritten against the session's last turn")
 
+    @classmethod
+    def of(cls, answer: core.Answer, session_id: str | None = None, standalone_question: str | None = None) -> AskResponse:
+        return cls.model_validate({**answer.to_dict(), "session_id": session_id, "standalone_question": standalone_question})
+
+    def without_session(self) -> dict[str, Any]:
+        """The answer without the session fields: what ``srekb ask --json`` prints."""
+        return self.model_dump(exclude={"session_id", "standalone_question"})
+
 
 class SearchResponse(BaseModel):
     question: str
     intent: str
     hits: list[HitOut]
     timings_ms: dict[str, float]
+
+    @classmethod
+    def of(cls, result: core.SearchResult) -> SearchResponse:
+        return cls.model_validate(result.to_dict())
 
 
 class ComponentHealth(BaseModel):

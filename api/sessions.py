@@ -17,8 +17,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from srekb.retrieval.models.llm import LLM
 from srekb.retrieval.text import content_terms, identifiers
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def is_follow_up(question: str) -> bool:
     return bool(FOLLOW_UP.search(question)) and len(content_terms(question)) <= 6
 
 
-def rewrite(question: str, history: list[Turn], llm: Any = None, model: str = "") -> str:
+def rewrite(question: str, history: list[Turn], llm: LLM | None = None) -> str:
     """A standalone version of ``question`` given the session's previous turns."""
     if not history or not is_follow_up(question):
         return question
@@ -121,11 +121,11 @@ def rewrite(question: str, history: list[Turn], llm: Any = None, model: str = ""
             f"Answer with the question only.\nPrevious question: {previous}\nFollow-up: {question}\nStandalone question:"
         )
         try:
-            text = (llm.models.generate_content(model=model, contents=prompt).text or "").strip()
+            text = llm.complete(prompt).strip()
             if text:
                 return text
         except Exception as exc:  # network, quota: the rule-based rewrite is good enough
-            log.warning("gemini rewrite failed (%s); using the rule-based rewrite", exc)
+            log.warning("%s rewrite failed (%s); using the rule-based rewrite", llm.name, exc)
     # Rule-based: carry the previous question's subject (its identifiers and key terms) along.
     anchors = identifiers(previous) or content_terms(previous)[:6]
     return f"{question.rstrip('?').strip()} ({' '.join(anchors)})?"

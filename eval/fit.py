@@ -29,11 +29,12 @@ from srekb.eval.dataset import Question, qrels_of
 from srekb.eval.metrics import mean, mrr_at, ndcg_at
 from srekb.eval.runner import paths_in_order
 from srekb.retrieval.answer.answerability import ABSTAIN_FEATURES, FEATURES, AnswerabilityModel, Logistic, features
-from srekb.retrieval.answer.stats import CorpusStats
 from srekb.retrieval.fitted import IntentModel, Model
 from srekb.retrieval.kb import KnowledgeBase
 from srekb.retrieval.search.intent import EmbeddingIntentClassifier
-from srekb.retrieval.search.rerank import FeatureReranker, RerankWeights, SecondStageReranker
+from srekb.retrieval.search.judge import SecondStageReranker
+from srekb.retrieval.search.rerank import FeatureReranker, RerankWeights
+from srekb.retrieval.stats import CorpusStats
 from srekb.retrieval.types import Hit, Intent
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def collect_corpus(kb: KnowledgeBase, questions: list[Question]) -> CorpusData:
         intent = Intent(q.intent) if q.intent in Intent._value2member_map_ else Intent.GENERAL
         strategy = kb.strategies[intent]
         res = kb.search(q.question, strategy.candidates, intent=intent, rerank=False)
-        feats = reranker.features(res.question, res.hits, strategy)
+        feats = [f.as_dict() for f in reranker.features(res.question, res.hits, strategy)]
         vec = kb.query_vector(res.question)
         items.append(Item(q.id, res.question, q.intent, q.answerable, set(q.relevant) | ({q.must_cite} if q.must_cite else set()),
                           res.hits, feats, clf.inputs([res.question], vec[None, :])[0]))

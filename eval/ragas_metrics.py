@@ -16,8 +16,8 @@ answer-similarity means and counted apart (``abstained``), never scored as NaN. 
 questions have no reference answer and are counted apart too. Any NaN ragas returns is stored as
 ``None`` and counted under ``unscored``.
 
-With a Gemini key (``GOOGLE_API_KEY``), :func:`score_with_judge` adds ragas ``Faithfulness`` and
-``AnswerRelevancy`` (legacy metrics) with Gemini as the judge and the service's own encoder for
+With a language model configured (``GOOGLE_API_KEY``), :func:`score_with_judge` adds ragas ``Faithfulness`` and
+``AnswerRelevancy`` (legacy metrics) with it as the judge and the service's own encoder for
 the relevancy embeddings. Without a key it reports ``{"status": "skipped", ...}``.
 
 Metrics are imported from ``ragas.metrics`` (the legacy paths; ``ragas.metrics.collections``
@@ -42,6 +42,7 @@ from typing import Any
 
 from srekb.eval.dataset import Question
 from srekb.eval.metrics import mean
+from srekb.retrieval.models.llm import LLM
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +227,7 @@ def score_offline(samples: Sequence[RagasSample]) -> dict[str, Any]:
     return {"metrics": metrics, "rows": rows}
 
 
-# ------------------------------------------------------------------------- Gemini judge ---
+# ---------------------------------------------------------------------------- LLM judge ---
 
 
 def _judge_classes() -> tuple[type, type]:
@@ -237,34 +238,20 @@ def _judge_classes() -> tuple[type, type]:
         from ragas.llms.base import BaseRagasLLM
         from ragas.run_config import RunConfig
 
-    class GeminiJudgeLLM(BaseRagasLLM):  # type: ignore[misc,valid-type]
-        """ragas' legacy LLM interface over google-genai (one attempt, a timeout)."""
+    class JudgeLLM(BaseRagasLLM):  # type: ignore[misc,valid-type]
+        """ragas' legacy LLM interface over the service's language-model seam."""
 
-        def __init__(self, client: Any, model: str) -> None:
+        def __init__(self, llm: LLM) -> None:
             super().__init__(run_config=RunConfig(timeout=120, max_retries=1, max_wait=2))
-            self.client = client
-            self.model = model
-
-        def _config(self, temperature: float | None) -> Any:
-            try:
-                from google.genai import types
-
-                return types.GenerateContentConfig(temperature=temperature if temperature is not None else 0.01)
-            except ImportError:  # pragma: no cover - google-genai is a dependency
-                return None
+            self.llm = llm
 
         def generate_text(self, prompt: Any, n: int = 1, temperature: float = 0.01, stop: Any = None, callbacks: Any = None) -> Any:
-            texts = [
-                self.client.models.generate_content(model=self.model, contents=prompt.to_string(), config=self._config(temperature)).text or ""
-                for _ in range(n)
-            ]
+            texts = [self.llm.complete(prompt.to_string(), temperature=temperature) for _ in range(n)]
             return LLMResult(generations=[[Generation(text=t) for t in texts]])
 
         async def agenerate_text(self, prompt: Any, n: int = 1, temperature: float | None = 0.01, stop: Any = None, callbacks: Any = None) -> Any:
-            texts = []
-            for _ in range(n):
-                resp = await self.client.aio.models.generate_content(model=self.model, contents=prompt.to_string(), config=self._config(temperature))
-                texts.append(resp.text or "")
+            t = 0.01 if temperature is None else temperature
+            texts = [await asyncio.to_thread(self.llm.complete, prompt.to_string(), temperature=t) for _ in range(n)]
             return LLMResult(generations=[[Generation(text=t) for t in texts]])
 
         def is_finished(self, response: Any) -> bool:
@@ -290,47 +277,36 @@ def _judge_classes() -> tuple[type, type]:
         async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
             return self.embed_documents(texts)
 
-    return GeminiJudgeLLM, EncoderEmbeddings
-
-
-def _gemini_client(api_key: str, timeout_s: float) -> Any:
-    from google import genai
-    from google.genai import types
-
-    return genai.Client(
-        api_key=api_key, http_options=types.HttpOptions(timeout=int(timeout_s * 1000), retry_options=types.HttpRetryOptions(attempts=1))
-    )
+    return JudgeLLM, EncoderEmbeddings
 
 
 def score_with_judge(
     samples: Sequence[RagasSample],
-    api_key: str | None,
-    model: str,
+    llm: LLM | None,
     embedder: Any,
     *,
     limit: int = 40,
     timeout_s: float = 60.0,
-    client: Any = None,
 ) -> dict[str, Any]:
-    """Faithfulness and answer relevancy with Gemini as the judge, on up to ``limit`` answered
-    questions. Without a key: ``{"status": "skipped", "reason": ...}``. A failure of the judge
+    """Faithfulness and answer relevancy with ``llm`` as the judge, on up to ``limit`` answered
+    questions. Without a model (no key): ``{"status": "skipped", "reason": ...}``. A failure of the judge
     (network, quota) ends the run with ``{"status": "error", ...}`` and what was scored so far;
     it never fails the evaluation."""
-    if not api_key and client is None:
+    if llm is None:
         return {"status": "skipped", "reason": "no GOOGLE_API_KEY (or GEMINI_API_KEY) set: LLM-judged metrics not computed"}
     judged = [s for s in samples if s.answerable and not s.abstained and s.answer.strip() and s.retrieved_contexts][: max(0, limit)]
-    out: dict[str, Any] = {"status": "ok", "judge": model, "rows": [], "abstained": sum(1 for s in samples if s.answerable and s.abstained)}
+    out: dict[str, Any] = {"status": "ok", "judge": llm.name, "rows": [], "abstained": sum(1 for s in samples if s.answerable and s.abstained)}
     try:
         llm_cls, emb_cls = _judge_classes()
         with _quiet():
             from ragas import SingleTurnSample
             from ragas.metrics import AnswerRelevancy, Faithfulness
 
-            llm = llm_cls(client if client is not None else _gemini_client(str(api_key), timeout_s), model)
-            faithfulness = Faithfulness(llm=llm)
-            relevancy = AnswerRelevancy(llm=llm, embeddings=emb_cls(embedder))
-    except Exception as exc:  # missing package, bad key format
-        return {"status": "error", "reason": f"{type(exc).__name__}: {exc}", "judge": model}
+            judge = llm_cls(llm)
+            faithfulness = Faithfulness(llm=judge)
+            relevancy = AnswerRelevancy(llm=judge, embeddings=emb_cls(embedder))
+    except Exception as exc:  # a missing package
+        return {"status": "error", "reason": f"{type(exc).__name__}: {exc}", "judge": llm.name}
 
     async def every() -> str | None:
         for s in judged:

@@ -1,20 +1,23 @@
-"""Run a whole evaluation and write report.md / report.json / qrels.json / runs.json."""
+"""Run a whole evaluation and write report.md / report.json / qrels.json / runs.json.
+
+:func:`run_evaluation` is what ``srekb eval`` (and ``python -m srekb.eval``) runs: an evaluation,
+a tuning (``tune``) or the cross-corpus table (``cross_corpus``), from options to written files."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import asdict, is_dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from srekb.eval.dataset import Question, load_questions, qrels_of
 from srekb.eval.metrics import percentile
 from srekb.eval.ragas_metrics import RagasSample, ReferenceContexts, sample_of, score_offline, score_with_judge
-from srekb.eval.runner import NaiveHybrid, evaluate_answers, evaluate_search, strategies
-from srekb.retrieval.kb import Answer, KnowledgeBase
+from srekb.eval.runner import STRATEGY_NAMES, NaiveHybrid, evaluate_answers, evaluate_search, strategies
+from srekb.retrieval import Answer, ConfigError, FeatureReranker, KnowledgeBase, Settings
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +102,7 @@ def ragas_figures(
     if judge is False:
         figures["judge"] = {"status": "skipped", "reason": "disabled (--no-judge)"}
     else:
-        key = kb.settings.google_api_key
-        result = score_with_judge(samples, key, kb.settings.gemini_model, kb.embedder, limit=judge_limit, timeout_s=max(30.0, kb.settings.llm_timeout_s))
+        result = score_with_judge(samples, kb.llm, kb.embedder, limit=judge_limit, timeout_s=max(30.0, kb.settings.llm_timeout_s))
         judged = {r["id"]: r for r in result.pop("rows", [])}
         figures["judge"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}
         for row in offline["rows"]:
@@ -213,3 +215,174 @@ def gate_failures(report: dict[str, Any], gate: dict[str, Any], strategy: str = 
         elif report["answers"][metric] < bound:
             failures.append(f"{metric} {report['answers'][metric]:.3f} < {bound}")
     return failures
+
+
+class EvalUsageError(ConfigError):
+    """Options that do not go together, or an input file that cannot be read (``srekb eval`` exits 2)."""
+
+
+@dataclass
+class EvalHooks:
+    """How a front end follows a long run; every hook is optional."""
+
+    note: Callable[[str], None] | None = None  # a line worth showing: the corpus ingest summary
+    tune_pass: Callable[[int, float, float], None] | None = None  # a tuning pass: its number, train and holdout scores
+    start: Callable[[int], None] | None = None  # the evaluation's units of work, before its first tick
+    stage: Callable[[str], None] | None = None  # the strategy (or cross-corpus step) now running
+    tick: Callable[[], None] | None = None
+
+
+@dataclass
+class Evaluation:
+    """What a run produced: the Markdown to show, the report, where its files went, and why it fails (when it does)."""
+
+    markdown: str
+    report: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    warning: str | None = None
+    gate_failures: list[str] = field(default_factory=list)
+    regressions: list[str] = field(default_factory=list)  # gating regressions against the baseline (with fail_on_regression)
+
+    @property
+    def passed(self) -> bool:
+        return not self.gate_failures and not self.regressions
+
+
+def run_evaluation(
+    settings: Settings,
+    dataset: Path,
+    out_dir: Path,
+    *,
+    corpus: Sequence[Path] = (),
+    exclude: Sequence[str] = ("questions*.jsonl",),
+    baseline: Path | None = None,
+    fail_on_regression: bool = False,
+    gate: Path | None = None,
+    weights: Path | None = None,
+    judge: bool = True,
+    judge_limit: int = 40,
+    tune: bool = False,
+    tune_priors: bool = False,
+    resume: bool | None = None,
+    max_iter: int = 8,
+    holdout: float = 0.3,
+    cross_corpus: bool = False,
+    cross_root: Path = Path(".srekb-eval"),
+    refit: bool = True,
+    write_model: bool = False,
+    hooks: EvalHooks | None = None,
+) -> Evaluation:
+    """Evaluate the strategies and answers on ``dataset`` (report.md, report.json, strategies.png
+    under ``out_dir``), or tune the reranker weights (``tune``: tuned.json), or run leave-one-corpus-out
+    over eval/corpora.json with one store per corpus under ``cross_root`` (``cross_corpus``).
+
+    Raises :class:`EvalUsageError` for options that do not go together or an unreadable baseline or
+    gate file, and ``SreKbError`` when the corpus, store or model fails."""
+    hooks = hooks or EvalHooks()
+    if not tune and (tune_priors or resume is not None):
+        raise EvalUsageError("--tune-priors, --resume and --restart only apply with --tune")
+    if tune and (baseline or gate or fail_on_regression):
+        raise EvalUsageError("--baseline, --gate and --fail-on-regression apply to an evaluation, not to --tune")
+    if fail_on_regression and baseline is None:
+        raise EvalUsageError("--fail-on-regression needs --baseline OLD/report.json")
+    old_report = _read_json(baseline, "baseline report") if baseline else None
+    if old_report is not None and not (isinstance(old_report, dict) and isinstance(old_report.get("strategies"), dict)):
+        raise EvalUsageError(f"{baseline} is not a report.json written by `srekb eval` (no strategies)")
+    thresholds = _read_json(gate, "gate file") if gate else None
+    if cross_corpus:
+        return _cross_corpus(settings, cross_root, out_dir, thresholds, refit=refit, write_model=write_model, hooks=hooks)
+    if write_model:
+        raise EvalUsageError("--write-model applies with --cross-corpus")
+
+    from srekb.eval.tune import load_weights
+
+    tuned = load_weights(weights) if weights else None
+    questions = load(dataset)
+    if corpus:
+        _ingest(settings, corpus, exclude, hooks)
+    kb = KnowledgeBase(settings, query_cache_size=0)  # every strategy's latency pays for its own query embedding
+    if tuned is not None:
+        if not isinstance(kb.reranker, FeatureReranker):
+            kb.close()
+            raise EvalUsageError("--weights applies to the feature reranker only")
+        kb.reranker.weights = tuned
+    if tune:
+        return _tune(kb, questions, out_dir, holdout=holdout, max_iter=max_iter, tune_priors=tune_priors, resume=resume, hooks=hooks)
+
+    title = f"sre-kb evaluation: {dataset}"
+    if hooks.start:
+        hooks.start(len(STRATEGY_NAMES) * sum(q.answerable for q in questions) + len(questions))
+    try:
+        report = run(kb, questions, progress=hooks.stage, judge=None if judge else False, judge_limit=judge_limit, tick=hooks.tick)
+    finally:
+        kb.close()
+    if tuned is not None:
+        report["rerank_weights_from"] = str(weights)
+    if old_report is not None:
+        from srekb.eval.compare import compare
+
+        report["baseline"] = compare(report, old_report, str(baseline))
+    failures = gate_failures(report, thresholds) if thresholds else []
+    if thresholds:
+        report["gate"] = {"path": str(gate), "failures": failures}
+    write(report, out_dir, title, questions)
+    return Evaluation(
+        markdown=to_markdown(report, title), report=report, notes=[f"report written to {out_dir}/report.md, report.json and strategies.png"],
+        gate_failures=failures, regressions=list(report["baseline"]["gating_regressions"]) if fail_on_regression else [],
+    )
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise EvalUsageError(f"cannot read the {what} {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise EvalUsageError(f"the {what} {path} is not valid JSON ({exc})") from exc
+
+
+def _ingest(settings: Settings, corpus: Sequence[Path], exclude: Sequence[str], hooks: EvalHooks) -> None:
+    """Ingest the corpus first (incremental: an unchanged corpus costs a scan)."""
+    from srekb.ingest.pipeline import Ingestor
+    from srekb.retrieval import make_embedder, open_store
+
+    embedder = make_embedder(settings)
+    store = open_store(settings, embedder.dim, embedder.name)
+    try:
+        rep = Ingestor(store, embedder, settings).run(list(corpus), exclude=list(exclude))
+    finally:
+        store.close()
+    if hooks.note:
+        hooks.note(f"corpus: {len(rep.added)} added, {len(rep.updated)} updated, {len(rep.unchanged)} unchanged, {len(rep.skipped)} skipped")
+
+
+def _tune(kb: KnowledgeBase, questions: list[Question], out_dir: Path, *, holdout: float, max_iter: int, tune_priors: bool,
+          resume: bool | None, hooks: EvalHooks) -> Evaluation:
+    from srekb.eval.tune import run_tuning
+
+    try:
+        result = run_tuning(kb, questions, out_dir, holdout=holdout, max_iter=max_iter, tune_priors=tune_priors, resume=resume,
+                            progress=hooks.tune_pass)
+    finally:
+        kb.close()
+    return Evaluation(markdown=(out_dir / "tune.md").read_text(), report=result, warning=result.get("warning") or None,
+                      notes=[f"tuned weights written to {out_dir}/tuned.json (state {out_dir}/tune-state.json)"])
+
+
+def _cross_corpus(settings: Settings, root: Path, out_dir: Path, thresholds: Any, *, refit: bool, write_model: bool,
+                  hooks: EvalHooks) -> Evaluation:
+    """The held-out table (and the shipped model with ``write_model``)."""
+    from srekb.eval.cross import gate_failures as cross_gate_failures
+    from srekb.eval.cross import run_cross_corpus
+    from srekb.eval.cross import to_markdown as cross_markdown
+
+    report = run_cross_corpus(settings, root, fit=refit, write_model=write_model, progress=hooks.stage)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "cross-corpus.json").write_text(json.dumps(report, indent=1, default=str))
+    md = cross_markdown(report)
+    (out_dir / "cross-corpus.md").write_text(md)
+    notes = [f"report written to {out_dir}/cross-corpus.md and cross-corpus.json"]
+    if report.get("model_written"):
+        notes.append(f"model written to {report['model_written']}")
+    failures = cross_gate_failures(report, thresholds.get("cross_corpus", {})) if isinstance(thresholds, dict) else []
+    return Evaluation(markdown=md, report=report, notes=notes, gate_failures=failures)

@@ -61,7 +61,7 @@ def collect(kb: KnowledgeBase, questions: list[Question]) -> list[Candidates]:
             continue
         res = kb.search(q.question, kb.strategies[Intent.GENERAL].candidates, rerank=False)
         strategy = kb.strategies[res.intent]
-        feats = reranker.features(res.question, res.hits, strategy)  # type: ignore[attr-defined]
+        feats = [f.as_dict() for f in reranker.features(res.question, res.hits, strategy)]  # type: ignore[attr-defined]
         out.append(Candidates(q.id, res.intent, res.hits, feats))
     return out
 

@@ -9,7 +9,9 @@
 from srekb.retrieval.adapters import agent_tools, llama_index_retriever
 from srekb.retrieval.answer.answerability import Answerability, AnswerabilityModel
 from srekb.retrieval.answer.citations import Citation, SRECitationFormatter
-from srekb.retrieval.answer.extractive import Answerer, ExtractiveAnswerer, GeminiAnswerer
+from srekb.retrieval.answer.draft import NOT_ENOUGH, Answerer, Draft
+from srekb.retrieval.answer.extractive import ExtractiveAnswerer
+from srekb.retrieval.answer.generative import LLMAnswerer
 from srekb.retrieval.errors import (
     ConfigError,
     IngestError,
@@ -22,14 +24,19 @@ from srekb.retrieval.errors import (
 )
 from srekb.retrieval.kb import Answer, KnowledgeBase, SearchResult
 from srekb.retrieval.models.embedding import Embedder, HashEmbedder, OnnxEmbedder, SentenceTransformerEmbedder, make_embedder
-from srekb.retrieval.search.intent import EmbeddingIntentClassifier, GeminiIntentClassifier, IntentClassifier, RuleIntentClassifier
-from srekb.retrieval.search.rerank import CrossEncoderReranker, FeatureReranker, GeminiReranker, Reranker, RerankWeights, SecondStageReranker
+from srekb.retrieval.models.llm import LLM, FakeLLM, GeminiLLM
+from srekb.retrieval.search.intent import EmbeddingIntentClassifier, IntentClassifier, LLMIntentClassifier, RuleIntentClassifier
+from srekb.retrieval.search.judge import CrossEncoderReranker, LLMReranker, SecondStageReranker
+from srekb.retrieval.search.rerank import FeatureReranker, Reranker, RerankWeights
 from srekb.retrieval.search.strategy import DEFAULT_STRATEGIES, Strategy
 from srekb.retrieval.settings import Settings, get_settings
 from srekb.retrieval.store import EdgeStore, SearchFilters, ServerStore, Store, open_store
-from srekb.retrieval.types import Chunk, Hit, Intent, SourceRecord, SourceType
+from srekb.retrieval.types import Chunk, Features, Hit, Intent, Scores, SourceRecord, SourceType
 
 __all__ = [
+    "DEFAULT_STRATEGIES",
+    "LLM",
+    "NOT_ENOUGH",
     "Answer",
     "Answerability",
     "AnswerabilityModel",
@@ -38,30 +45,34 @@ __all__ = [
     "Citation",
     "ConfigError",
     "CrossEncoderReranker",
-    "DEFAULT_STRATEGIES",
+    "Draft",
     "EdgeStore",
     "Embedder",
     "EmbeddingIntentClassifier",
     "ExtractiveAnswerer",
+    "FakeLLM",
     "FeatureReranker",
-    "GeminiAnswerer",
-    "GeminiIntentClassifier",
-    "GeminiReranker",
+    "Features",
+    "GeminiLLM",
     "HashEmbedder",
     "Hit",
     "IngestError",
     "Intent",
     "IntentClassifier",
     "KnowledgeBase",
+    "LLMAnswerer",
+    "LLMIntentClassifier",
+    "LLMReranker",
     "OnnxEmbedder",
     "QueryError",
     "RerankWeights",
     "Reranker",
     "RuleIntentClassifier",
     "SRECitationFormatter",
-    "SecondStageReranker",
+    "Scores",
     "SearchFilters",
     "SearchResult",
+    "SecondStageReranker",
     "SentenceTransformerEmbedder",
     "ServerStore",
     "Settings",

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from srekb.retrieval.errors import SreKbError
-from srekb.retrieval.kb import KnowledgeBase, hit_to_dict
+from srekb.retrieval.kb import KnowledgeBase
 
 if TYPE_CHECKING:
     from llama_index.core.retrievers import BaseRetriever
@@ -61,7 +61,9 @@ def agent_tools(kb: KnowledgeBase) -> list[Callable[..., dict[str, Any]]]:
             result = kb.search(question, k, _filters(source_type, service))
         except SreKbError as exc:
             return {"error": str(exc)}
-        return {"question": result.question, "intent": result.intent.value, "hits": [hit_to_dict(h) for h in result.hits]}
+        out = result.to_dict()
+        del out["timings_ms"]
+        return out
 
     return [ask_sre_knowledge_base, search_sre_knowledge_base]
 

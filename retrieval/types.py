@@ -85,23 +85,38 @@ def per_chunk(fn: Callable[[Chunk], T]) -> Callable[[Chunk], T]:
     return remembered
 
 
-@per_chunk
-def link_names(chunk: Chunk) -> frozenset[tuple[str, str]]:
-    """What a chunk is, for linking an alert rule with its runbook: ('rule', name) for an alert
-    rule (its alert and the last part of its ``runbook_url``), ('runbook', name) for a runbook
-    (its file name and alert); else none."""
-    if chunk.source_type is SourceType.CONFIG and chunk.meta.get("alert"):
-        names = {str(chunk.meta["alert"]).lower()}
-        url = str(chunk.meta.get("runbook_url") or "")
-        if url:
-            names.add(url.rstrip("/").rsplit("/", 1)[-1].lower().removesuffix(".md"))
-        return frozenset(("rule", n) for n in names)
-    if chunk.source_type is SourceType.RUNBOOK:
-        names = {chunk.path.rsplit("/", 1)[-1].lower().removesuffix(".md")}
-        if chunk.meta.get("alert"):
-            names.add(str(chunk.meta["alert"]).lower())
-        return frozenset(("runbook", n) for n in names)
-    return frozenset()
+@dataclass
+class Features:
+    """The feature reranker's inputs for one candidate, each named as its weight in
+    ``RerankWeights`` (what ``srekb eval --write-model`` fits)."""
+
+    fused: float = 0.0  # the engine's fused score over the candidates' best
+    dense: float = 0.0  # cosine of the question and the whole chunk
+    bm25: float = 0.0  # BM25 over the candidates' best
+    ident: float = 0.0  # the question's identifiers (alert names, metrics, ids) the chunk holds, weighted by rarity
+    title: float = 0.0  # share of the question's terms in the title and section
+    prior: float = 0.0  # the intent's prior for the chunk's source type
+    recency: float = 0.0  # an incident's age, decayed
+    path: float = 0.0  # the question names the file or its directory
+    section: float = 0.0  # the section answers this intent (1), rarely answers anything (-1)
+    rule: float = 0.0  # an alert rule: +1 when the question asks about a definition, else -1
+    support: float = 0.0  # other candidate sections from the same file
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(vars(self))
+
+
+@dataclass
+class Scores:
+    """What each stage of a search said of one hit (the final order is ``Hit.score``)."""
+
+    fused: float = 0.0  # the engine's weighted-RRF score
+    dense: float = 0.0  # dense cosine
+    bm25: float = 0.0  # BM25 score (0 when the sparse channel did not find it)
+    features: Features | None = None  # set by the feature reranker
+    companion: bool = False  # placed by its alert rule <-> runbook link
+    asked_section: bool = False  # the section the question asks for, added to the evidence
+    judge: float | None = None  # a second-stage judge's score (cross-encoder) or rank (LLM, 1 = best)
 
 
 @dataclass
@@ -111,7 +126,13 @@ class Hit:
     chunk: Chunk
     score: float
     id: str = ""
-    scores: dict[str, float] = field(default_factory=dict)
+    scores: Scores = field(default_factory=Scores)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The hit in the JSON contract (API, CLI, agents): the chunk's place and text, the score."""
+        c = self.chunk
+        return {"path": c.path, "source_type": c.source_type.value, "lines": [c.line_start, c.line_end], "score": round(self.score, 4),
+                "title": c.title, "section": c.section, "incident_id": c.meta.get("incident_id"), "date": c.meta.get("date"), "text": c.text}
 
 
 @dataclass

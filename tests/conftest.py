@@ -73,6 +73,15 @@ def embedder(shared_memo: CountingEmbedder) -> CountingEmbedder:
 
 
 @pytest.fixture
+def fake_llm():
+    """The one language-model fake: ``fake_llm(reply)`` (a text, a list served in turn, a function
+    of the prompt, or an exception to raise) -> a :class:`FakeLLM` that records its prompts."""
+    from srekb.retrieval.models.llm import FakeLLM
+
+    return lambda reply="", name="fake:model": FakeLLM(reply, name)
+
+
+@pytest.fixture
 def fake_embedder() -> HashEmbedder:
     return HashEmbedder(64)
 

@@ -1,1 +1,1 @@
-"""x"""
+"""The answer step (``result.py``): answerability, the extractive and generative answerers, marker checks, citations."""

@@ -26,7 +26,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
-from srekb.retrieval.answer.stats import KEBAB, CorpusStats
+from srekb.retrieval.stats import KEBAB, CorpusStats
 from srekb.retrieval.text import content_terms, identifiers, mentions, term_set
 from srekb.retrieval.types import Hit
 
@@ -131,7 +131,7 @@ def features(question: str, hits: Sequence[Hit], stats: CorpusStats, top: int = 
         if not (mentions(ident, ev_lower) or (parts and all(_known(p, ev_terms, prefixes) for p in parts))):
             missing_ids.append(ident)
     numbers = [n.lower() for n in NUMBER.findall(question)]
-    dense = [float(h.scores.get("dense", 0.0)) for h in hits[:10]]
+    dense = [float(h.scores.dense) for h in hits[:10]]
     feats = {
         "coverage": coverage,
         "best_coverage": best if terms else 1.0,
@@ -198,3 +198,9 @@ class AnswerabilityModel:
     def from_dict(cls, d: dict[str, Any]) -> AnswerabilityModel:
         return cls(Logistic.from_dict(d["caveat"]), Logistic.from_dict(d["abstain"]), float(d["abstain_below"]),
                    float(d["caveat_below"]), dict(d.get("fitted") or {}))
+
+
+# Used only when no fitted model is found (a source checkout without retrieval/data/model.json):
+# abstain when little of the question's IDF-weighted content is in the evidence.
+_COVERAGE = Logistic(["coverage"], [0.5], [0.25], [4.0], 0.0)
+FALLBACK_ANSWERABILITY = AnswerabilityModel(_COVERAGE, _COVERAGE, 0.2, 0.4, {"note": "fallback, not fitted"})

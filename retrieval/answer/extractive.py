@@ -1,8 +1,5 @@
-"""Answers: Gemini when a key is configured, otherwise a grounded extractive answer.
-
-Either way the answer is built only from the retrieved chunks and every ``[n]`` points at a
-source that supports its sentence (checked by term overlap, not by trusting a model). Whether
-to answer at all is decided before, by :mod:`retrieval.answerability`.
+"""The offline answer: whole sentences and list items quoted from the evidence, each with the
+``[n]`` of its source. Whether to answer at all is decided before (``answerability.py``).
 """
 
 from __future__ import annotations
@@ -10,36 +7,15 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
-from srekb.retrieval.answer.stats import CorpusStats
+from srekb.retrieval.answer.draft import Draft, attach
+from srekb.retrieval.stats import CorpusStats
 from srekb.retrieval.text import content_terms, term_set
 from srekb.retrieval.types import Hit, SourceType
 
 log = logging.getLogger(__name__)
 
-NOT_ENOUGH = "Not enough information in the knowledge base to answer this."
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`\"'(\[])")
-MARKER = re.compile(r"\[(\d+)\]")
-
-
-@dataclass
-class Draft:
-    """An answer text with ``[n]`` markers indexing ``sources`` (1-based) and the mode used."""
-
-    text: str
-    sources: list[Hit]
-    mode: str
-
-
-class Answerer(Protocol):
-    def answer(self, question: str, hits: Sequence[Hit]) -> Draft:
-        """Write an answer from the hits."""
-        ...
-
-
-# ---------------------------------------------------------------------------- extractive ---
 
 
 LIST_ITEM = re.compile(r"^([-*+]|\d+[.)])\s+")
@@ -179,80 +155,3 @@ class ExtractiveAnswerer:
                 sources.append(hit)
             parts.append(attach(unit, [sources.index(hit) + 1]))
         return Draft(" ".join(parts), sources, self.mode)
-
-
-# -------------------------------------------------------------------------------- gemini ---
-
-
-class GeminiAnswerer:
-    """Gemini through google-genai: numbered sources in the prompt, answers cite them as [n]."""
-
-    mode = "generative"
-
-    def __init__(self, api_key: str, model: str, timeout_s: float, fallback: Answerer) -> None:
-        from srekb.retrieval.models.llm import gemini_client
-
-        self._client = gemini_client(api_key, timeout_s)
-        self._model = model
-        self._fallback = fallback
-
-    def answer(self, question: str, hits: Sequence[Hit]) -> Draft:
-        sources = list(hits[:6])
-        numbered = "\n\n".join(f"[{i}] {h.chunk.title}: {h.chunk.section} ({h.chunk.path})\n{h.chunk.text}" for i, h in enumerate(sources, 1))
-        prompt = (
-            "You are an SRE assistant. Answer the on-call engineer's question using ONLY the numbered sources. "
-            "Be short and specific (commands, thresholds, names). After each sentence cite its source as [n]. "
-            f"If the sources do not contain the answer, reply exactly: {NOT_ENOUGH}\n\n"
-            f"Sources:\n{numbered}\n\nQuestion: {question}\nAnswer:"
-        )
-        try:
-            resp = self._client.models.generate_content(model=self._model, contents=prompt)
-            text = (resp.text or "").strip()
-        except Exception as exc:  # network, quota, key: degrade to the offline answer, never fail
-            log.warning("gemini answer failed (%s: %s); answering extractively", type(exc).__name__, exc)
-            draft = self._fallback.answer(question, hits)
-            draft.mode = "extractive"
-            return draft
-        if not text:
-            return self._fallback.answer(question, hits)
-        return Draft(text, sources, self.mode)
-
-
-def attach(sentence: str, markers: list[int]) -> str:
-    """'Restart the member.' + [1] -> 'Restart the member [1].' (markers before the full stop)."""
-    tags = "".join(f" [{n}]" for n in markers)
-    if sentence.endswith((".", "!", "?")):
-        return sentence[:-1].rstrip() + tags + sentence[-1]
-    return sentence + tags
-
-
-def verify_markers(draft: Draft) -> Draft:
-    """Every [n] must point to a source that supports its sentence: keep it if the sentence's
-    terms overlap the source enough, move it to the best-supporting source otherwise, drop it if
-    none supports it; then renumber the used sources in answer order."""
-    source_terms = [term_set(f"{h.chunk.title} {h.chunk.section} {h.chunk.text}") for h in draft.sources]
-    sentences = re.split(r"(?<=\])\s+|(?<=[.!?])\s+(?!\[)", draft.text)
-    fixed: list[str] = []
-    for sent in sentences:
-        markers = [int(m) for m in MARKER.findall(sent)]
-        if not markers:
-            fixed.append(sent)
-            continue
-        body = re.sub(r"\s+([.!?,;:])", r"\1", MARKER.sub("", sent)).strip()
-        terms = term_set(body) - {"the", "a"}
-        support = [len(terms & st) / max(1, len(terms)) for st in source_terms]
-        keep = [n for n in markers if 1 <= n <= len(draft.sources) and support[n - 1] >= 0.3]
-        if not keep and support:
-            best = max(range(len(support)), key=lambda i: support[i])
-            if support[best] >= 0.3:
-                keep = [best + 1]
-        fixed.append(attach(body, list(dict.fromkeys(keep))) if keep else body)
-    text = " ".join(fixed)
-    # renumber in order of first use
-    order: list[int] = []
-    for m in MARKER.findall(text):
-        if int(m) not in order:
-            order.append(int(m))
-    mapping = {old: new for new, old in enumerate(order, 1)}
-    text = MARKER.sub(lambda m: f"[{mapping[int(m.group(1))]}]", text)
-    return Draft(text, [draft.sources[i - 1] for i in order], draft.mode)

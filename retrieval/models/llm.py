@@ -1,18 +1,113 @@
-"""The one place a Gemini client is made (answers, intent, reranking share it)."""
+"""The one seam to a language model: every model call (answers, intent, reranking, session
+titles and rewrites, eval's ragas judge) goes through :class:`LLM`.
+
+* :class:`GeminiLLM`: Gemini through ``google-genai``, the only module that imports it.
+* :class:`FakeLLM`: deterministic replies for tests, recording every prompt.
+
+A backend raises on failure (timeout, quota, key); the caller decides the fallback.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class LLM(Protocol):
+    """A text-completion model."""
+
+    name: str  # "backend:model", shown with answers
+
+    def complete(self, prompt: str, *, json: bool = False, temperature: float | None = None) -> str:
+        """The model's reply to ``prompt`` (with ``json``, a JSON document)."""
+        ...
+
+    def stream(self, prompt: str) -> Iterator[str]:
+        """The reply as it is generated, in text deltas."""
+        ...
 
 
 @lru_cache(maxsize=4)
-def gemini_client(api_key: str, timeout_s: float) -> Any:
+def _gemini_client(api_key: str, timeout_s: float, base_url: str | None = None) -> Any:
     """A google-genai client with a hard timeout and no retries: a slow or unreachable Gemini must
     fall back to the offline path quickly, never hang a search."""
     from google import genai
     from google.genai import types
 
     return genai.Client(
-        api_key=api_key, http_options=types.HttpOptions(timeout=int(timeout_s * 1000), retry_options=types.HttpRetryOptions(attempts=1))
+        api_key=api_key,
+        http_options=types.HttpOptions(timeout=int(timeout_s * 1000), retry_options=types.HttpRetryOptions(attempts=1), base_url=base_url),
     )
+
+
+class GeminiLLM:
+    """Gemini through google-genai (one client per key, timeout and endpoint, shared by every task)."""
+
+    def __init__(self, api_key: str, model: str, timeout_s: float = 20.0, base_url: str | None = None) -> None:
+        self._client = _gemini_client(api_key, timeout_s, base_url)
+        self.model = model
+        self.name = f"gemini:{model}"
+
+    def _config(self, json: bool, temperature: float | None) -> dict[str, Any] | None:
+        config: dict[str, Any] = {}
+        if json:
+            config["response_mime_type"] = "application/json"
+        if temperature is not None:
+            config["temperature"] = temperature
+        return config or None
+
+    def complete(self, prompt: str, *, json: bool = False, temperature: float | None = None) -> str:
+        resp = self._client.models.generate_content(model=self.model, contents=prompt, config=self._config(json, temperature))
+        return resp.text or ""
+
+    def stream(self, prompt: str) -> Iterator[str]:
+        for part in self._client.models.generate_content_stream(model=self.model, contents=prompt):
+            if part.text:
+                yield part.text
+
+
+@dataclass
+class FakeLLM:
+    """A deterministic model for tests: ``reply`` is a fixed text, a list served in turn (the last
+    one repeats), or a function of the prompt; an exception instance (or one returned) is raised.
+    Every prompt is kept in ``prompts``."""
+
+    reply: str | Sequence[str | BaseException] | Callable[[str], str | BaseException] | BaseException = ""
+    name: str = "fake:model"
+    prompts: list[str] = field(default_factory=list)
+
+    def complete(self, prompt: str, *, json: bool = False, temperature: float | None = None) -> str:
+        self.prompts.append(prompt)
+        r = self.reply
+        if callable(r) and not isinstance(r, BaseException):
+            out = r(prompt)
+        elif isinstance(r, str | BaseException):
+            out = r
+        else:
+            out = r[min(len(self.prompts), len(r)) - 1]
+        if isinstance(out, BaseException):
+            raise out
+        return out
+
+    def stream(self, prompt: str) -> Iterator[str]:
+        text = self.complete(prompt)
+        for i in range(0, len(text), 8):
+            yield text[i : i + 8]
+
+
+def make_llm(api_key: str | None, model: str, timeout_s: float) -> LLM | None:
+    """The configured model, or ``None`` (extractive answers, offline classifiers) without a key
+    or when its client cannot be built."""
+    if not api_key:
+        return None
+    try:
+        return GeminiLLM(api_key, model, timeout_s)
+    except Exception as exc:
+        log.warning("Gemini unavailable (%s); answering extractively", exc)
+        return None

@@ -1,1 +1,1 @@
-"""x"""
+"""A search, stage by stage (``pipeline.py``), and the stages: intent, strategy, rerank, judge, linking, sections."""

@@ -1,7 +1,7 @@
 """Intent classification: what the on-call engineer is trying to do picks the retrieval strategy.
 
 The default classifier is offline and takes microseconds: weighted cue patterns per intent,
-scored on the question. An optional Gemini classifier is used when a key is configured.
+scored on the question. A language model can classify instead (SRE_KB_INTENT_CLASSIFIER=gemini).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 from srekb.retrieval.errors import ConfigError
 from srekb.retrieval.fitted import IntentModel
 from srekb.retrieval.models.embedding import Embedder
+from srekb.retrieval.models.llm import LLM
 from srekb.retrieval.settings import Settings
 from srekb.retrieval.types import Intent
 
@@ -193,11 +194,11 @@ class EmbeddingIntentClassifier:
         return max(scores, key=lambda i: scores[i])
 
 
-class GeminiIntentClassifier:
-    """Asks Gemini for the intent; falls back to the offline classifier it is given on any failure."""
+class LLMIntentClassifier:
+    """Asks a language model for the intent; falls back to the offline classifier it is given on any failure."""
 
-    def __init__(self, client: object, model: str, fallback: IntentClassifier) -> None:
-        self._client, self._model, self._fallback = client, model, fallback
+    def __init__(self, llm: LLM, fallback: IntentClassifier) -> None:
+        self.llm, self._fallback = llm, fallback
 
     def classify(self, question: str, vector: np.ndarray | None = None) -> Intent:
         prompt = (
@@ -206,22 +207,19 @@ class GeminiIntentClassifier:
             "general (incident history, policy, architecture, process). Answer with the single word.\n\nQuestion: " + question
         )
         try:
-            resp = self._client.models.generate_content(model=self._model, contents=prompt)  # type: ignore[attr-defined]
-            word = (resp.text or "").strip().lower().split()[0].strip(".,:")
+            word = self.llm.complete(prompt).strip().lower().split()[0].strip(".,:")
             return Intent(word)
         except Exception as exc:  # network, key, or an unexpected word: the offline answer is good enough
-            log.warning("gemini intent classification failed (%s); using the offline classifier", exc)
+            log.warning("%s intent classification failed (%s); using the offline classifier", self.llm.name, exc)
             return self._fallback.classify(question, vector)
 
 
-def make_classifier(settings: Settings, embedder: Embedder, fitted: IntentModel | None = None) -> IntentClassifier:
+def make_classifier(settings: Settings, embedder: Embedder, fitted: IntentModel | None = None, llm: LLM | None = None) -> IntentClassifier:
     """The classifier the settings ask for: the offline embedding one (the ``fitted`` weights of
-    the shipped model when given), or Gemini in front of it."""
+    the shipped model when given), or the language model in front of it."""
     offline = EmbeddingIntentClassifier(embedder, settings.model_cache, fitted=fitted)
     if settings.intent_classifier == "gemini":
-        if not settings.google_api_key:
+        if llm is None:
             raise ConfigError("SRE_KB_INTENT_CLASSIFIER=gemini needs a key: set GOOGLE_API_KEY (or use the default, embedding)")
-        from srekb.retrieval.models.llm import gemini_client
-
-        return GeminiIntentClassifier(gemini_client(settings.google_api_key, settings.llm_timeout_s), settings.gemini_model, offline)
+        return LLMIntentClassifier(llm, offline)
     return offline

@@ -18,9 +18,8 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-from srekb.api.app import create_app
 
-from tests.api.test_http import Server
+from tests.api.test_http import Server, app_with
 from tests.conftest import SHIPPED
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -70,7 +69,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
 
 @pytest.fixture(scope="module")
 def page_url(shipped_kb) -> Iterator[str]:
-    with Server(create_app(shipped_kb.settings, shipped_kb)) as url:
+    with Server(app_with(shipped_kb.settings, shipped_kb)) as url:
         yield url
 
 
@@ -180,7 +179,7 @@ def test_api_errors_are_shown_then_a_plain_json_answer(browser: WebDriver, page_
 
 def test_api_key_is_asked_for_and_sent(browser: WebDriver, shipped_kb) -> None:
     settings = shipped_kb.settings.model_copy(update={"api_keys": ["s3cret"]})
-    with Server(create_app(settings, shipped_kb)) as url:
+    with Server(app_with(settings, shipped_kb)) as url:
         browser.get(url + "/")
         box = wait(browser).until(EC.element_to_be_clickable((By.ID, "question")))
         box.send_keys(QUESTION)

@@ -6,12 +6,11 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
-from srekb.api.app import create_app
 from srekb.ingest.pipeline import Ingestor
 from srekb.retrieval.kb import KnowledgeBase
 from srekb.retrieval.store import EdgeStore
 
-from tests.api.test_http import Server
+from tests.api.test_http import Server, app_with
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +23,7 @@ def live_schema(tmp_path_factory, real_embedder, settings):
     s = settings.model_copy(update={"store": tmp / "store", "model_cache": tmp / "cache", "allowed_roots": [root]})
     Ingestor(store, real_embedder, s).run([root])
     kb = KnowledgeBase(s, store=store, embedder=real_embedder)
-    with Server(create_app(s, kb)) as url:
+    with Server(app_with(s, kb)) as url:
         yield schemathesis.openapi.from_url(f"{url}/openapi.json")
     store.close()
 

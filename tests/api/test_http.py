@@ -8,8 +8,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from srekb.api.app import create_app
-from srekb.retrieval.kb import KnowledgeBase
+from srekb.api.deps import get_kb
+from srekb.retrieval import KnowledgeBase, Settings
 
 
 def _free_port() -> int:
@@ -36,9 +38,17 @@ class Server:
         self.thread.join(10)
 
 
+def app_with(settings: Settings, kb: KnowledgeBase) -> FastAPI:
+    """The real app with the test's knowledge base swapped in for ``get_kb``: routes and ingest
+    jobs use it, and the app neither opens nor closes a store of its own."""
+    app = create_app(settings)
+    app.dependency_overrides[get_kb] = lambda: kb
+    return app
+
+
 @pytest.fixture(scope="module")
 def served(shipped_kb) -> Iterator[tuple[str, KnowledgeBase]]:
-    with Server(create_app(shipped_kb.settings, shipped_kb)) as url:
+    with Server(app_with(shipped_kb.settings, shipped_kb)) as url:
         yield url, shipped_kb
 
 
@@ -92,7 +102,7 @@ def test_health(served):
 
 def test_api_keys_when_configured(shipped_kb):
     s = shipped_kb.settings.model_copy(update={"api_keys": ["s3cret"]})
-    with Server(create_app(s, shipped_kb)) as url:
+    with Server(app_with(s, shipped_kb)) as url:
         r = httpx.post(f"{url}/v1/search", json={"question": "disk"}, timeout=30)
         assert r.status_code == 401 and "Bearer" in r.json()["error"]["message"]
         r = httpx.post(f"{url}/v1/search", json={"question": "disk"}, headers={"Authorization": "Bearer wrong"}, timeout=30)

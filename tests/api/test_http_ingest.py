@@ -6,11 +6,10 @@ import time
 
 import httpx
 import pytest
-from srekb.api.app import create_app
 from srekb.retrieval.kb import KnowledgeBase
 from srekb.retrieval.store import EdgeStore
 
-from tests.api.test_http import Server
+from tests.api.test_http import Server, app_with
 from tests.conftest import SHIPPED
 
 RUNBOOK = "# Disk full\n\n## Mitigation\n\nDelete old WAL segments with pg_archivecleanup.\n"
@@ -25,7 +24,7 @@ def app_url(tmp_path, real_embedder, settings):
     store = EdgeStore(store_dir, real_embedder.dim, real_embedder.name)
     s = settings.model_copy(update={"store": store_dir, "model_cache": tmp_path / "cache", "allowed_roots": [root]})
     kb = KnowledgeBase(s, store=store, embedder=real_embedder)
-    with Server(create_app(s, kb)) as url:
+    with Server(app_with(s, kb)) as url:
         yield url, root, tmp_path
     store.close()
 

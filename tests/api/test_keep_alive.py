@@ -8,8 +8,9 @@ import threading
 import time
 
 import uvicorn
-from srekb.api.app import create_app
 from srekb.api.cli import server_config
+
+from tests.api.test_http import app_with
 
 
 def _post(conn: socket.socket, body: dict) -> bytes:
@@ -36,7 +37,7 @@ def test_an_idle_keep_alive_connection_is_still_served(shipped_kb):
     answers, and it stays the same connection."""
     settings = shipped_kb.settings
     assert settings.keep_alive_s >= 60  # above a load balancer's idle timeout (AWS ALB: 60 s)
-    config = server_config(create_app(settings, shipped_kb), settings, "127.0.0.1", 0)
+    config = server_config(app_with(settings, shipped_kb), settings, "127.0.0.1", 0)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

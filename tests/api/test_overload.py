@@ -7,9 +7,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from srekb.api.app import create_app
 
-from tests.api.test_http import Server
+from tests.api.test_http import Server, app_with
 
 
 def test_questions_beyond_the_limit_get_an_immediate_503(shipped_kb, monkeypatch):
@@ -24,7 +23,7 @@ def test_questions_beyond_the_limit_get_an_immediate_503(shipped_kb, monkeypatch
 
     monkeypatch.setattr(shipped_kb, "search", slow_search)
     settings = shipped_kb.settings.model_copy(update={"max_inflight": 2})
-    with Server(create_app(settings, shipped_kb)) as url, ThreadPoolExecutor(2) as pool:
+    with Server(app_with(settings, shipped_kb)) as url, ThreadPoolExecutor(2) as pool:
         held = [pool.submit(httpx.post, f"{url}/v1/search", json={"question": "disk full"}, timeout=60) for _ in range(2)]
         assert entered.acquire(timeout=30) and entered.acquire(timeout=30)
         shed = httpx.post(f"{url}/v1/search", json={"question": "etcd has no leader"}, timeout=5)

@@ -8,10 +8,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from srekb.api.app import create_app
 from srekb.retrieval.kb import KnowledgeBase
 
-from tests.api.test_http import Server
+from tests.api.test_http import Server, app_with
 from tests.retrieval.test_cli_query import srekb
 
 KEY = "probe-key-1"
@@ -24,7 +23,7 @@ def probed(shipped_kb, tmp_path_factory) -> Iterator[tuple[str, object]]:
     (root / "loop").symlink_to(root / "loop")
     s = shipped_kb.settings.model_copy(update={"api_keys": [KEY], "allowed_roots": [root]})
     kb = KnowledgeBase(s, store=shipped_kb.store, embedder=shipped_kb.embedder)
-    with Server(create_app(s, kb)) as url:
+    with Server(app_with(s, kb)) as url:
         yield url, root
 
 
@@ -123,7 +122,7 @@ def test_over_long_bodies_are_refused_while_they_stream(shipped_kb, tmp_path):
             sent[0] += 100_000
             yield b"y" * 100_000
 
-    with Server(create_app(s, kb)) as url:
+    with Server(app_with(s, kb)) as url:
         big = {"files": ("big.md", b"x" * 3_000_000, "text/markdown")}
         assert "over the" in _error(httpx.post(f"{url}/v1/ingest/upload", files=big, timeout=30), 413, "too_large")
         try:

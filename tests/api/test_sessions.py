@@ -5,10 +5,9 @@ import time
 
 import httpx
 import pytest
-from srekb.api.app import create_app
 from srekb.api.sessions import SessionStore, Turn, UnknownSession, is_follow_up, rewrite
 
-from tests.api.test_http import Server
+from tests.api.test_http import Server, app_with
 
 
 def test_follow_up_detection_and_rewrite():
@@ -53,7 +52,7 @@ def test_sessions_are_issued_bound_to_their_owner_and_capped(tmp_path):
 def test_follow_up_over_http(shipped_kb, tmp_path):
     s = shipped_kb.settings.model_copy(update={"api_keys": ["key-of-alice", "key-of-bob"]})
     alice, bob = ({"Authorization": f"Bearer {k}"} for k in s.api_keys)
-    with Server(create_app(s, shipped_kb)) as url:
+    with Server(app_with(s, shipped_kb)) as url:
         made = httpx.post(f"{url}/v1/sessions", headers=alice, timeout=30)
         assert made.status_code == 201, made.text
         sid = made.json()["session_id"]

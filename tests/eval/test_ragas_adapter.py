@@ -133,7 +133,7 @@ def test_sample_of_uses_citations_or_top_hits():
 
 
 def test_judge_skipped_without_key_is_reported_not_an_error():
-    res = score_with_judge([sample()], None, "gemini-2.5-flash", HashEmbedder(16))
+    res = score_with_judge([sample()], None, HashEmbedder(16))
     assert res["status"] == "skipped" and "GOOGLE_API_KEY" in res["reason"]
     off = score_offline([sample()])["metrics"]
     md = "\n".join(ragas_markdown({"offline": off, "judge": res}))
@@ -141,41 +141,27 @@ def test_judge_skipped_without_key_is_reported_not_an_error():
     assert "ragas (LLM judge): skipped: no GOOGLE_API_KEY" in md
 
 
-class FakeGemini:
-    """Stands in for google-genai's client: answers ragas' three prompts like a perfect judge."""
-
-    def __init__(self, fail: bool = False) -> None:
-        self.fail = fail
-        self.calls = 0
-        self.aio = SimpleNamespace(models=SimpleNamespace(generate_content=self._agenerate))
-        self.models = SimpleNamespace(generate_content=self._generate)
-
-    def _generate(self, model: str, contents: str, config=None):
-        self.calls += 1
-        if self.fail:
-            raise ConnectionError("no network")
-        if "analyze the complexity of each sentence" in contents:
-            out = {"statements": ["Restart the pod."]}
-        elif "judge the faithfulness" in contents:
-            out = {"statements": [{"statement": "Restart the pod.", "reason": "in the context", "verdict": 1}]}
-        else:  # response relevance: regenerate the question exactly
-            out = {"question": "question q?", "noncommittal": 0}
-        return SimpleNamespace(text=json.dumps(out))
-
-    async def _agenerate(self, model: str, contents: str, config=None):
-        return self._generate(model, contents, config)
+def perfect_judge(prompt: str) -> str:
+    """Answers ragas' three prompts like a perfect judge."""
+    if "analyze the complexity of each sentence" in prompt:
+        out = {"statements": ["Restart the pod."]}
+    elif "judge the faithfulness" in prompt:
+        out = {"statements": [{"statement": "Restart the pod.", "reason": "in the context", "verdict": 1}]}
+    else:  # response relevance: regenerate the question exactly
+        out = {"question": "question q?", "noncommittal": 0}
+    return json.dumps(out)
 
 
-def test_judge_path_with_a_stub_client():
+def test_judge_path_through_the_llm_seam(fake_llm):
     samples = [sample(), sample("abst", abstained=True, answer="")]
-    res = score_with_judge(samples, None, "gemini-test", HashEmbedder(32), client=FakeGemini())
-    assert res["status"] == "ok" and res["n"] == 1 and res["abstained"] == 1
+    res = score_with_judge(samples, fake_llm(perfect_judge, "fake:judge"), HashEmbedder(32))
+    assert res["status"] == "ok" and res["n"] == 1 and res["abstained"] == 1 and res["judge"] == "fake:judge"
     assert res["faithfulness"] == pytest.approx(1.0)
     assert res["answer_relevancy"] == pytest.approx(1.0, abs=1e-6)
 
 
-def test_judge_unreachable_is_reported_not_raised():
-    client = FakeGemini(fail=True)
-    res = score_with_judge([sample(), sample("b")], "key", "gemini-test", HashEmbedder(16), client=client, timeout_s=5)
+def test_judge_unreachable_is_reported_not_raised(fake_llm):
+    llm = fake_llm(ConnectionError("no network"))
+    res = score_with_judge([sample(), sample("b")], llm, HashEmbedder(16), timeout_s=5)
     assert res["status"] == "error" and "no network" in res["reason"] and res["n"] == 0
-    assert client.calls <= 3  # stops at the first failing question
+    assert len(llm.prompts) <= 3  # stops at the first failing question

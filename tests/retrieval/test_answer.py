@@ -1,7 +1,8 @@
 """Answer assembly logic on small hand-made hits (the real-model path is in test_kb.py)."""
 
-from srekb.retrieval.answer.extractive import Draft, ExtractiveAnswerer, verify_markers
-from srekb.retrieval.answer.stats import CorpusStats
+from srekb.retrieval.answer.draft import Draft, verify_markers
+from srekb.retrieval.answer.extractive import ExtractiveAnswerer
+from srekb.retrieval.stats import CorpusStats
 from srekb.retrieval.text import term_set
 from srekb.retrieval.types import Chunk, Hit, SourceType
 
@@ -38,7 +39,7 @@ def test_extractive_answer_quotes_sources_with_markers():
 
 def test_evidence_order_quotes_the_section_that_answers_the_intent():
     """Each file keeps its place; within it Mitigation goes before Symptoms and Related links go last."""
-    from srekb.retrieval.kb import evidence_order
+    from srekb.retrieval.search.sections import evidence_order
     from srekb.retrieval.types import Intent
 
     symptoms = _hit("runbooks/redis.md", "Memory is high.", section="Redis memory > Symptoms")

@@ -4,14 +4,14 @@ import json
 
 import pytest
 from srekb.retrieval.answer.answerability import ABSTAIN_FEATURES, FEATURES, AnswerabilityModel, Logistic, features
-from srekb.retrieval.answer.stats import CorpusStats
 from srekb.retrieval.fitted import MODEL_FILE, load_model
+from srekb.retrieval.stats import CorpusStats
 from srekb.retrieval.text import term_set
-from srekb.retrieval.types import Chunk, Hit, SourceType
+from srekb.retrieval.types import Chunk, Hit, Scores, SourceType
 
 
 def _hit(text, path="runbooks/x.md", dense=0.6):
-    return Hit(Chunk(path, SourceType.RUNBOOK, "T", "S", text, 1, 5), 1.0, scores={"dense": dense})
+    return Hit(Chunk(path, SourceType.RUNBOOK, "T", "S", text, 1, 5), 1.0, scores=Scores(dense=dense))
 
 
 STATS = CorpusStats({t: 3 for t in term_set("pod crash looping restart deploy etcd leader election disk full")}, 200)

@@ -160,7 +160,7 @@ def test_a_runbooks_rule_missing_from_the_candidates_is_fetched_from_the_store(s
     hits = kb.search(question, 3).hits
     assert hits[0].chunk.path == "runbooks/postgres-replication-lag.md"
     rules = [h for h in hits if h.chunk.source_type is SourceType.CONFIG]
-    assert [h.chunk.meta.get("alert") for h in rules] == ["PostgresReplicationLagHigh"] and rules[0].scores["f_companion"] == 1.0
+    assert [h.chunk.meta.get("alert") for h in rules] == ["PostgresReplicationLagHigh"] and rules[0].scores.companion
     assert hits.index(rules[0]) >= 1
     only_runbooks = kb.search(question, 3, filters={"source_types": ["runbook"]}).hits
     assert {h.chunk.source_type for h in only_runbooks} == {SourceType.RUNBOOK}

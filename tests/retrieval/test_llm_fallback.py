@@ -1,6 +1,7 @@
-"""With a key but no reachable Gemini, answers still come back (extractive) and say so."""
+"""With a key but no reachable Gemini, answers still come back (extractive) and say so; a
+working model answers through the one LLM seam, its markers checked."""
 
-from srekb.retrieval.answer.extractive import Draft
+from srekb.retrieval.answer.draft import Draft
 from srekb.retrieval.kb import KnowledgeBase
 
 
@@ -10,7 +11,7 @@ def test_key_without_network_falls_back_to_extractive(shipped_kb, tmp_path):
     question = "PatroniNoLeader is firing, what should I check?"
     ans = kb.ask(question)
     assert not ans.abstained and ans.mode == "extractive" and ans.citations
-    # The key also turns on Gemini reranking; unreachable, it keeps the feature reranker's order.
+    # The key also turns on LLM reranking; unreachable, it keeps the feature reranker's order.
     assert [h.id for h in ans.hits] == [h.id for h in shipped_kb.search(question).hits]
     kb.close()
 
@@ -32,4 +33,19 @@ def test_generative_markers_are_checked_against_sources(shipped_kb):
     assert ans.text.endswith("Also reboot the moon.")  # the unsupported claim lost its citation
     assert "[1]" in ans.text and "[2]" not in ans.text  # the quoted sentence points at its real source, renumbered
     assert len(ans.citations) == 1 and ans.citations[0].path == ans.hits[0].chunk.path
+    kb.close()
+
+
+def test_a_model_answers_through_the_seam_and_failures_fall_back(shipped_kb, fake_llm):
+    question = "PatroniNoLeader is firing, what should I check?"
+    evidence = shipped_kb.search(question).hits
+    line = evidence[0].chunk.text.splitlines()[-1]
+    llm = fake_llm([f"{line} [1]", ConnectionError("quota")])
+    kb = KnowledgeBase(shipped_kb.settings.model_copy(update={"reranker": "features"}), store=shipped_kb.store,
+                       embedder=shipped_kb.embedder, llm=llm)
+    first = kb.ask(question)
+    assert first.mode == "generative" and "[1]" in first.text and first.citations
+    assert question in llm.prompts[0] and "[1]" in llm.prompts[0]  # the question and the numbered sources went to the model
+    second = kb.ask(question)
+    assert second.mode == "extractive" and second.citations and not second.abstained
     kb.close()

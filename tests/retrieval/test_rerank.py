@@ -1,14 +1,16 @@
 """FeatureReranker logic on small hand-made hits (its measured effect is in the eval report)."""
 
 import pytest
-from srekb.retrieval.search.rerank import FeatureReranker, GeminiReranker, RerankWeights, make_reranker
+from srekb.retrieval.models.llm import FakeLLM
+from srekb.retrieval.search.judge import LLMReranker, make_reranker
+from srekb.retrieval.search.rerank import FeatureReranker, RerankWeights
 from srekb.retrieval.search.strategy import DEFAULT_STRATEGIES
-from srekb.retrieval.types import Chunk, Hit, Intent, SourceType
+from srekb.retrieval.types import Chunk, Hit, Intent, Scores, SourceType
 
 
 def _hit(path, st, title, section, text, meta=None, fused=0.5, dense=0.5, bm25=0.5):
     h = Hit(Chunk(path, st, title, section, text, 1, 5, meta=meta or {}), fused)
-    h.scores = {"fused": fused, "dense": dense, "bm25": bm25}
+    h.scores = Scores(fused=fused, dense=dense, bm25=bm25)
     return h
 
 
@@ -26,7 +28,7 @@ def test_a_named_rule_pulls_its_runbook_up_beside_it():
     without = FeatureReranker(RerankWeights(companion=0.0)).rerank(question, [rule, *others, runbook], strategy)
     assert without[0] is rule and without.index(runbook) > 1
     ranked = FeatureReranker(RerankWeights(companion=0.5)).rerank(question, [rule, *others, runbook], strategy)
-    assert ranked[0] is rule and ranked[1] is runbook and runbook.scores["f_companion"] == 1.0
+    assert ranked[0] is rule and ranked[1] is runbook and runbook.scores.companion
 
 
 def test_unlinked_chunks_are_left_alone():
@@ -62,44 +64,33 @@ def test_label_matchers_pick_the_rule_among_same_named_ones():
         for long, short, fused in (("1h", "5m", 1.0), ("6h", "30m", 0.9))
     ]
     ranked = FeatureReranker().rerank('Paged with long=6h and short="30m": how urgent?', rules, DEFAULT_STRATEGIES[Intent.MONITORING])
-    assert "long: 6h" in ranked[0].chunk.text and ranked[0].scores["f_ident"] > ranked[1].scores["f_ident"]
-
-
-class FakeGemini:
-    """Stands in for a google-genai client: answers with the text it is given."""
-
-    def __init__(self, text):
-        self.text, self.prompts = text, []
-        self.models = self
-
-    def generate_content(self, model, contents, config=None):
-        self.prompts.append(contents)
-        return type("Resp", (), {"text": self.text})()
+    assert "long: 6h" in ranked[0].chunk.text and ranked[0].scores.features.ident > ranked[1].scores.features.ident
 
 
 def _ranked_docs(n=12):
     return [_hit(f"docs/d{i}.md", SourceType.DOC, "Doc", f"S{i}", f"etcd text {i}", fused=1.0 - i / 20, dense=0.9 - i / 40) for i in range(n)]
 
 
-def test_gemini_reorders_the_feature_head_and_keeps_the_tail():
+def test_an_llm_judge_reorders_the_feature_head_and_keeps_the_tail(fake_llm):
     strategy = DEFAULT_STRATEGIES[Intent.GENERAL]
     features = [h.chunk.path for h in FeatureReranker().rerank("etcd", _ranked_docs(), strategy)]
-    client = FakeGemini('{"order": [3, 1, 99, 3]}')  # out of range and repeated numbers are ignored
-    ranked = GeminiReranker(client, "m", depth=4).rerank("etcd", _ranked_docs(), strategy)
+    llm = fake_llm('{"order": [3, 1, 99, 3]}')  # out of range and repeated numbers are ignored
+    ranked = LLMReranker(llm, depth=4).rerank("etcd", _ranked_docs(), strategy)
     paths = [h.chunk.path for h in ranked]
     assert paths[:4] == [features[2], features[0], features[1], features[3]]  # unnamed ones keep their order after
     assert paths[4:] == features[4:]
     assert [h.score for h in ranked] == sorted((h.score for h in ranked), reverse=True)
-    assert "Question: etcd" in client.prompts[0] and "[4] Doc: S3" in client.prompts[0] and "[5]" not in client.prompts[0]
+    assert "Question: etcd" in llm.prompts[0] and "[4] Doc: S3" in llm.prompts[0] and "[5]" not in llm.prompts[0]
+    assert [h.scores.judge for h in ranked[:2]] == [1.0, 2.0]
 
 
-def test_a_failing_judge_keeps_the_feature_order(caplog):
+def test_a_failing_judge_keeps_the_feature_order(caplog, fake_llm):
     strategy = DEFAULT_STRATEGIES[Intent.GENERAL]
     features = [h.chunk.path for h in FeatureReranker().rerank("etcd", _ranked_docs(), strategy)]
-    for reply in ("not json", '{"order": "first"}', ""):
-        ranked = GeminiReranker(FakeGemini(reply), "m").rerank("etcd", _ranked_docs(), strategy)
+    for reply in ("not json", '{"order": "first"}', "", TimeoutError("the model timed out")):
+        ranked = LLMReranker(fake_llm(reply)).rerank("etcd", _ranked_docs(), strategy)
         assert [h.chunk.path for h in ranked] == features
-    assert "gemini reranking failed" in caplog.text
+    assert "llm reranking failed" in caplog.text and "timed out" in caplog.text
 
 
 def test_settings_pick_the_second_stage(tmp_path):
@@ -107,8 +98,8 @@ def test_settings_pick_the_second_stage(tmp_path):
     from srekb.retrieval.settings import Settings
 
     assert type(make_reranker(Settings())) is FeatureReranker
-    assert isinstance(make_reranker(Settings(google_api_key="k")), GeminiReranker)
-    assert type(make_reranker(Settings(google_api_key="k", reranker="features"))) is FeatureReranker
+    assert isinstance(make_reranker(Settings(google_api_key="k"), llm=FakeLLM()), LLMReranker)
+    assert type(make_reranker(Settings(google_api_key="k", reranker="features"), llm=FakeLLM())) is FeatureReranker
     with pytest.raises(ConfigError, match="SRE_KB_RERANKER_MODEL"):
         make_reranker(Settings(reranker="cross-encoder"))
     with pytest.raises(ConfigError, match="GOOGLE_API_KEY"):
@@ -120,12 +111,12 @@ def test_settings_pick_the_second_stage(tmp_path):
 def test_settings_pick_the_intent_classifier(tmp_path):
     from srekb.retrieval.errors import ConfigError
     from srekb.retrieval.models.embedding import HashEmbedder
-    from srekb.retrieval.search.intent import EmbeddingIntentClassifier, GeminiIntentClassifier, make_classifier
+    from srekb.retrieval.search.intent import EmbeddingIntentClassifier, LLMIntentClassifier, make_classifier
     from srekb.retrieval.settings import Settings
 
     assert isinstance(make_classifier(Settings(model_cache=tmp_path), HashEmbedder()), EmbeddingIntentClassifier)
-    assert isinstance(make_classifier(Settings(model_cache=tmp_path, intent_classifier="gemini", google_api_key="k"), HashEmbedder()),
-                      GeminiIntentClassifier)
+    llm_classifier = make_classifier(Settings(model_cache=tmp_path, intent_classifier="gemini"), HashEmbedder(), llm=FakeLLM("monitoring."))
+    assert isinstance(llm_classifier, LLMIntentClassifier) and llm_classifier.classify("anything") is Intent.MONITORING
     with pytest.raises(ConfigError, match="GOOGLE_API_KEY"):
         make_classifier(Settings(model_cache=tmp_path, intent_classifier="gemini"), HashEmbedder())
 
@@ -149,7 +140,7 @@ def test_intent_cues_match_in_any_case():
     assert rules.scores("what caused inc-2024-031?") == rules.scores("What Caused INC-2024-031?")
 
 def test_companions_come_from_the_nearest_folder_tree():
-    from srekb.retrieval.kb import nearest_paths
+    from srekb.retrieval.search.linking import nearest_paths
 
     rules = ("configs/rules.yml", "copies/a/configs/rules.yml", "copies/b/configs/rules.yml")
     assert nearest_paths("copies/a/runbooks/x.md", rules) == ["copies/a/configs/rules.yml"]

@@ -8,7 +8,8 @@ import copy
 
 from srekb.retrieval.kb import KnowledgeBase
 from srekb.retrieval.models.embedding import resolve_model_path
-from srekb.retrieval.search.rerank import CrossEncoderReranker, FeatureReranker
+from srekb.retrieval.search.judge import CrossEncoderReranker
+from srekb.retrieval.search.rerank import FeatureReranker
 from srekb.retrieval.types import Intent
 
 
@@ -36,9 +37,9 @@ def test_cross_encoder_orders_the_head_of_the_feature_ranking(shipped_kb, tmp_pa
     features = FeatureReranker().rerank(question, copy.deepcopy(candidates), strategy)
     judged = kb.reranker.rerank(question, copy.deepcopy(candidates), strategy)
     head = judged[:5]
-    assert all("cross_encoder" in h.scores for h in head) and not any("cross_encoder" in h.scores for h in judged[5:])
-    assert [h.scores["cross_encoder"] for h in head] == sorted((h.scores["cross_encoder"] for h in head), reverse=True)
+    assert all(h.scores.judge is not None for h in head) and not any(h.scores.judge is not None for h in judged[5:])
+    assert [h.scores.judge for h in head] == sorted((h.scores.judge for h in head), reverse=True)
     assert {h.id for h in head} == {h.id for h in features[:5]}  # the judge reorders the feature head, nothing else
     assert [h.id for h in judged[5:]] == [h.id for h in features[5:]]
-    assert any("cross_encoder" in h.scores for h in kb.search(question).hits)  # and search uses it
+    assert any(h.scores.judge is not None for h in kb.search(question).hits)  # and search uses it
     kb.close()

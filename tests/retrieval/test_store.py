@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from srekb.retrieval.errors import ConfigError, StoreLockedError, StoreNotFoundError
 from srekb.retrieval.models.sparse import default_bm25
-from srekb.retrieval.store import POINT_IDS, EdgeStore, HybridQuery, SearchFilters, point_id, point_number
+from srekb.retrieval.store import EdgeStore, HybridQuery, SearchFilters, point_id, point_number
+from srekb.retrieval.store.migrate import POINT_IDS
 from srekb.retrieval.types import Chunk, SourceRecord, SourceType
 
 DOCS = [
@@ -58,8 +59,8 @@ def test_hybrid_hits_carry_each_channels_score(make_store, embedder):
     assert len(hits) == len(DOCS)
     for h in hits:
         cosine = float(np.dot(q.dense, embedder.embed_batch([h.chunk.embed_text()])[0]))
-        assert h.scores["dense"] == pytest.approx(cosine, abs=1e-3)
-    bm25 = {h.chunk.path: h.scores["bm25"] for h in hits}
+        assert h.scores.dense == pytest.approx(cosine, abs=1e-3)
+    bm25 = {h.chunk.path: h.scores.bm25 for h in hits}
     assert bm25["incidents/a.md"] > 0 and bm25["incidents/b.md"] > 0  # they share the words
     assert bm25["configs/rules.yml"] == 0.0  # no word in common
 

@@ -14,9 +14,9 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from srekb.retrieval.search.linking import link_names
 from srekb.retrieval.store import Store
 from srekb.retrieval.text import term_set
-from srekb.retrieval.types import link_names
 
 log = logging.getLogger(__name__)
 KEBAB = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)+")
