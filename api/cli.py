@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
-from srekb.eval.cli import evaluate
+from srekb.eval.cli import evaluate, load_settings
 
 app = typer.Typer(
     help="sre-kb: answers on-call questions from your runbooks, incidents, configs and docs, with exact citations.",
@@ -57,23 +57,6 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log prog
     _setup_logging(verbose)
 
 
-def _settings(store: Path | None) -> Any:
-    from pydantic import ValidationError
-    from pydantic_settings import SettingsError
-    from srekb.retrieval.settings import Settings
-
-    overrides: dict[str, Any] = {}
-    if store is not None:
-        overrides["store"] = store
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        problems = "; ".join(f"SRE_KB_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
-        _fail(f"invalid settings: {problems}", EXIT_USAGE)
-    except SettingsError as exc:
-        _fail(f"invalid settings: {exc}", EXIT_USAGE)
-
-
 def _fail(message: str, code: int = EXIT_ERROR) -> None:
     console.print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(code)
@@ -106,7 +89,7 @@ def ingest(
             forced = SourceType(source_type)
         except ValueError:
             _fail(f"unknown --type {source_type!r}: use one of runbook, incident, config, doc", EXIT_USAGE)
-    settings = _settings(store)
+    settings = load_settings(store)
     if rebuild:
         missing = [str(p) for p in paths if not p.exists()]
         if missing:  # the index is only deleted when there is something to rebuild it from
@@ -166,7 +149,7 @@ def sources(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
     from srekb.retrieval.errors import SreKbError
     from srekb.retrieval.store import open_store
 
-    settings = _settings(store)
+    settings = load_settings(store)
     try:
         kb_store = open_store(settings, *_store_identity(settings), create=False)
     except SreKbError as exc:
@@ -192,7 +175,7 @@ def _open_kb(store: Path | None) -> Any:
     from srekb.retrieval.kb import KnowledgeBase
 
     try:
-        return KnowledgeBase(_settings(store))
+        return KnowledgeBase(load_settings(store))
     except SreKbError as exc:
         _fail(str(exc))
 
@@ -303,7 +286,7 @@ def serve(
     from srekb.retrieval.errors import SreKbError
     from srekb.retrieval.kb import KnowledgeBase
 
-    settings = _settings(store)
+    settings = load_settings(store)
     if "onnx_threads" not in settings.model_fields_set:
         # A server encodes many questions at once: one encoder thread each keeps both cores busy
         # (measured: /v1/search 136 -> 154 req/s); SRE_KB_ONNX_THREADS still wins when set.

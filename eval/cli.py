@@ -24,8 +24,8 @@ def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _settings(store: Path | None) -> Any:
-    """The settings, the store overridden; invalid ones end the command with exit 2 and what to fix."""
+def load_settings(store: Path | None) -> Any:
+    """The settings, the store overridden; invalid ones end the command (any `srekb` command) with exit 2 and what to fix."""
     from pydantic import ValidationError
     from pydantic_settings import SettingsError
     from srekb.retrieval import Settings
@@ -89,7 +89,7 @@ def evaluate(
     from srekb.retrieval import SreKbError
 
     # With --cross-corpus, --store is the root of the per-corpus stores, not the settings' store.
-    settings = _settings(None if cross_corpus else store)
+    settings = load_settings(None if cross_corpus else store)
     if cross_corpus:
         live: Any = console.status("cross-corpus evaluation")
         hooks = EvalHooks(stage=lambda what: live.update(f"cross-corpus evaluation: {what}"))
