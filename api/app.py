@@ -31,4 +31,6 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
         app.include_router(routes.router)
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
     app.include_router(health.router)
+    generate = app.openapi
+    app.openapi = lambda: ask.document_events(generate())  # type: ignore[method-assign]  # + the SSE event payloads
     return app

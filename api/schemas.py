@@ -161,6 +161,15 @@ class Answerability(BaseModel):
     missing: list[str] = Field(default_factory=list, description="what the sources do not mention")
 
 
+class AnswerPart(BaseModel):
+    kind: Literal["value", "sentence", "steps", "code", "generated"] = Field(
+        description="value: the asked-for value quoted first with its line citation; sentence; steps: a numbered procedure or a "
+        "list with its lead-in; code: a verbatim code block; generated: a model's text"
+    )
+    text: str = Field(description="Markdown, with the [n] marker of its source")
+    source: int | None = Field(default=None, description="1-based index into citations (n); null: cites nothing")
+
+
 class AskResponse(BaseModel):
     question: str
     intent: str
@@ -170,7 +179,15 @@ class AskResponse(BaseModel):
         default="answered", description="answered; caveat: answered, but the sources do not mention part of the question; abstained"
     )
     answerability: Answerability | None = None
-    answer: str
+    answer: str = Field(description="Markdown (numbered steps, code blocks) with [n] markers pointing at citations; render it "
+                        "without raw HTML")
+    parts: list[AnswerPart] = Field(default_factory=list, description="the answer's pieces in order, each with its source and kind")
+    backend: str | None = Field(default=None, description="the model that wrote the answer ('gemini:gemini-2.5-flash', "
+                                "'openai:llama3.1:8b'); null: quoted from the sources offline")
+    llm_error: str | None = Field(default=None, description="why a configured model did not write it (each backend tried: its "
+                                  "error), or what failed before the one that did; the answer is then extractive")
+    unsupported: int = Field(default=0, description="generated sentences removed because no cited source states their numbers, "
+                             "commands and names")
     citations: list[Citation]
     citation_block: str
     hits: list[HitOut]

@@ -102,7 +102,7 @@ def ragas_figures(
     if judge is False:
         figures["judge"] = {"status": "skipped", "reason": "disabled (--no-judge)"}
     else:
-        result = score_with_judge(samples, kb.llm, kb.embedder, limit=judge_limit, timeout_s=max(30.0, kb.settings.llm_timeout_s))
+        result = score_with_judge(samples, kb.llm_for("judge"), kb.embedder, limit=judge_limit, timeout_s=max(30.0, kb.settings.llm_timeout_s))
         judged = {r["id"]: r for r in result.pop("rows", [])}
         figures["judge"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}
         for row in offline["rows"]:

@@ -15,7 +15,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,8 @@ from srekb.retrieval.answer.generative import LLMAnswerer
 from srekb.retrieval.answer.result import Answer
 from srekb.retrieval.fitted import MODEL_FILE, load_model
 from srekb.retrieval.models.embedding import Embedder, make_embedder
-from srekb.retrieval.models.llm import LLM, make_llm
+from srekb.retrieval.models.llm import LLM
+from srekb.retrieval.models.routing import FallbackLLM, LLMRouter, chain
 from srekb.retrieval.models.sparse import default_bm25
 from srekb.retrieval.search import pipeline
 from srekb.retrieval.search.intent import IntentClassifier, make_classifier
@@ -68,10 +69,14 @@ class KnowledgeBase:
         self.embedder = embedder or make_embedder(self.settings)
         self._owns_store = store is None  # a store passed in belongs to the caller: close() leaves it open
         self.store = store or open_store(self.settings, self.embedder.dim, self.embedder.name, create=False)
-        self.llm = llm if llm is not None else make_llm(self.settings.google_api_key, self.settings.gemini_model, self.settings.llm_timeout_s)
+        self.router = LLMRouter(self.settings)
+        self._llm = chain(llm) if llm is not None else None  # one model passed in serves every task
+        self.llm = self.llm_for("answer")
         self.model = load_model(self.settings.model_file or MODEL_FILE)
-        self.classifier = classifier or make_classifier(self.settings, self.embedder, self.model.intent, self.llm)
-        self.reranker = reranker or make_reranker(self.settings, self.model.rerank_weights, self.llm)
+        wants = {"intent": self.settings.intent_classifier != "embedding", "rerank": self.settings.reranker in ("llm", "gemini")}
+        self.classifier = classifier or make_classifier(self.settings, self.embedder, self.model.intent,
+                                                        self.llm_for("intent") if wants["intent"] else None)
+        self.reranker = reranker or make_reranker(self.settings, self.model.rerank_weights, self.llm_for("rerank") if wants["rerank"] else None)
         self.answerability = self.model.answerability or FALLBACK_ANSWERABILITY
         self.strategies = dict(strategies or DEFAULT_STRATEGIES)
         self.formatter = SRECitationFormatter()
@@ -104,6 +109,11 @@ class KnowledgeBase:
         with self._lock:
             self._stats = None
 
+    def llm_for(self, task: str) -> FallbackLLM | None:
+        """The model chain of a task (answer, rerank, intent, judge, sessions; see
+        ``models/routing.py``), or ``None`` when the task runs offline."""
+        return self._llm if self._llm is not None else self.router.for_task(task)
+
     @property
     def answerer(self) -> Answerer:
         """The answerer passed in, else the language model's with the extractive one behind it."""
@@ -130,11 +140,13 @@ class KnowledgeBase:
         t0 = time.perf_counter()
         return self.answer(self.search(question, k, filters), t0, filtered=filters is not None)
 
-    def answer(self, result: SearchResult, t0: float | None = None, *, filtered: bool = False) -> Answer:
-        """The answer step of :meth:`ask` on an existing search result (lets a caller stream the hits first)."""
+    def answer(self, result: SearchResult, t0: float | None = None, *, filtered: bool = False,
+               on_delta: Callable[[str], None] | None = None) -> Answer:
+        """The answer step of :meth:`ask` on an existing search result (lets a caller stream the
+        hits first); ``on_delta`` receives the model's text as it is generated."""
         return answer_step.answer(
             result, answerability=self.answerability, stats=lambda: self.stats, answerer=lambda: self.answerer, formatter=self.formatter,
-            file_chunks=self.store.chunks, t0=t0 if t0 is not None else time.perf_counter(), filtered=filtered,
+            file_chunks=self.store.chunks, t0=t0 if t0 is not None else time.perf_counter(), filtered=filtered, on_delta=on_delta,
         )
 
     def source_lines(self, record: SourceRecord) -> tuple[dict[int, str], bool, bool]:

@@ -70,15 +70,18 @@ class Settings(BaseSettings):
         default=None, description="fitted model (reranker weights, intent, answerability); default: the one shipped in the package"
     )
     rerank_weights: Path | None = Field(default=None, description="tuned reranker weights (JSON written by srekb eval --tune)")
-    reranker: Literal["auto", "features", "cross-encoder", "gemini"] = Field(
+    reranker: Literal["auto", "features", "cross-encoder", "llm", "gemini"] = Field(
         default="auto",
         description="second stage over the feature reranker's top rerank_depth: auto = cross-encoder when reranker_model "
-        "is set, else Gemini when a Google key is set, else none (features only)",
+        "is set, else none (features only); llm = the rerank task's model (SRE_KB_LLM_RERANK; 'gemini' is an old name for it). "
+        "A key alone never turns on model reranking: it adds a model call to every search",
     )
     reranker_model: str | None = Field(default=None, description="local folder of a sentence-transformers cross-encoder")
     rerank_depth: int = Field(default=10, ge=2, le=100, description="how many of the feature reranker's top hits the second stage reorders")
-    intent_classifier: Literal["embedding", "gemini"] = Field(
-        default="embedding", description="embedding: offline, < 2 ms; gemini: asks Gemini (needs a key), the embedding one on failure"
+    intent_classifier: Literal["embedding", "llm", "gemini"] = Field(
+        default="embedding",
+        description="embedding: offline, < 2 ms; llm: asks the intent task's model (SRE_KB_LLM_INTENT; 'gemini' is an old name), "
+        "the embedding one on failure",
     )
 
     # HTTP service
@@ -123,13 +126,51 @@ class Settings(BaseSettings):
     )
     backlog: int = Field(default=2048, ge=1, le=65535, description="connections the kernel queues before the server accepts them")
 
-    # LLM (optional)
+    # Language models (optional: without one, answers are extractive and every task runs offline)
     google_api_key: str | None = Field(
-        default=None, validation_alias=AliasChoices("SRE_KB_GOOGLE_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY")
+        default=None, validation_alias=AliasChoices("SRE_KB_GOOGLE_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY"),
+        description="Gemini key: enables the gemini backend",
     )
     gemini_model: str = "gemini-2.5-flash"
-    llm_timeout_s: float = 20.0
+    gemini_base_url: str | None = Field(default=None, description="another Gemini API endpoint (a proxy, a test stub)")
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("SRE_KB_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
+        description="an OpenAI-compatible endpoint: llama.cpp server (http://localhost:8080/v1), vLLM (:8000/v1), "
+        "Ollama (http://localhost:11434/v1), a LiteLLM proxy; enables the openai backend",
+    )
+    openai_model: str | None = Field(default=None, description="model name on that endpoint (or on api.openai.com), e.g. llama3.1:8b")
+    openai_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("SRE_KB_OPENAI_API_KEY", "OPENAI_API_KEY"), description="not needed by most local servers"
+    )
+    llm_order: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="fallback order of backends for every task, e.g. 'openai,gemini' or 'openai:llama3.1:8b,gemini:gemini-2.5-flash' "
+        "(default: every configured backend, gemini first)",
+    )
+    llm_answer: Annotated[list[str], NoDecode] = Field(default_factory=list, description="the answer's backends (default: llm_order); 'none': extractive")
+    llm_rerank: Annotated[list[str], NoDecode] = Field(default_factory=list, description="backends of SRE_KB_RERANKER=llm (default: llm_order)")
+    llm_intent: Annotated[list[str], NoDecode] = Field(default_factory=list, description="backends of SRE_KB_INTENT_CLASSIFIER=llm (default: llm_order)")
+    llm_judge: Annotated[list[str], NoDecode] = Field(default_factory=list, description="eval's ragas judge (default: llm_order)")
+    llm_sessions: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="follow-up rewrites (default: llm_order); 'none': the rule-based rewrite"
+    )
+    llm_timeout_s: float = Field(
+        default=20.0, gt=0, le=600,
+        description="seconds one model call may take (connect + reply; a stream: until its first token) before the next backend is tried",
+    )
+    llm_breaker_failures: int = Field(default=2, ge=1, le=1000, description="consecutive failures after which a backend is skipped")
+    llm_breaker_cooldown_s: float = Field(default=30.0, gt=0, description="how long a failing backend is skipped before one trial call")
 
+    @field_validator("llm_order", "llm_answer", "llm_rerank", "llm_intent", "llm_judge", "llm_sessions", mode="before")
+    @classmethod
+    def _backend_list(cls, value: Any) -> Any:
+        """'gemini,openai:llama3.1:8b' (or a JSON list)."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [b.strip() for b in text.split(",") if b.strip()]
+        return value
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from srekb.api.deps import KB, AppSettings
 from srekb.api.schemas import ComponentHealth, HealthResponse
+from srekb.retrieval import KnowledgeBase
 from srekb.retrieval.errors import StoreDamagedError
 from srekb.retrieval.store import probe
 
@@ -38,12 +39,24 @@ async def health(kb: KB, settings: AppSettings) -> dict[str, Any]:
         components["embedding"] = ComponentHealth(status="ok", latency_ms=_ms(t), detail=kb.embedder.name)
     except Exception as exc:
         components["embedding"] = ComponentHealth(status="down", latency_ms=_ms(t), detail=str(exc))
-    components["llm"] = ComponentHealth(
-        status="ok" if settings.google_api_key else "off",
-        detail=f"{settings.gemini_model} configured" if settings.google_api_key else "no key: extractive answers",
-    )
-    healthy = all(c.status in ("ok", "off") for c in components.values())
+    components["llm"] = await run_in_threadpool(_llm_health, kb)
+    # A model that is down costs answers their prose, not their citations: they come back
+    # extractive, so it degrades the service without making it unhealthy.
+    healthy = all(c.status in ("ok", "off") for name, c in components.items() if name != "llm")
     return {"status": "healthy" if healthy else "unhealthy", "timestamp": datetime.now(UTC).isoformat(), "components": components}
+
+
+def _llm_health(kb: KnowledgeBase) -> ComponentHealth:
+    """The answer model's backends, each probed with a one-word completion (cached a minute)."""
+    chain = kb.llm_for("answer")
+    if chain is None:
+        return ComponentHealth(status="off", detail="no model configured: extractive answers (set GOOGLE_API_KEY or SRE_KB_OPENAI_BASE_URL)")
+    probes = chain.probe()
+    ok = [name for name, p in probes.items() if p.status == "ok"]
+    detail = "; ".join(f"{name}: {p.status} ({p.detail})" for name, p in probes.items())
+    latency = next((p.latency_ms for p in probes.values() if p.status == "ok"), None)
+    status = "ok" if len(ok) == len(probes) else "degraded" if ok else "down"
+    return ComponentHealth(status=status, latency_ms=latency, detail=detail)
 
 
 def _ms(t: float) -> float:

@@ -1,43 +1,78 @@
-"""The generative answer: a language model writes from the numbered sources and cites them as [n]."""
+"""The generative answer: a language model writes from the numbered sources and cites them as
+[n]; its markers are then checked against the sources (``draft.verify_markers``)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from srekb.retrieval.answer.draft import NOT_ENOUGH, Answerer, Draft
+from srekb.retrieval.answer.draft import NOT_ENOUGH, Answerer, Draft, verify_markers
 from srekb.retrieval.models.llm import LLM
+from srekb.retrieval.models.routing import LLMUnavailable, chain, describe
 from srekb.retrieval.types import Hit
 
 log = logging.getLogger(__name__)
 
 
+def prompt_for(question: str, sources: Sequence[Hit]) -> str:
+    numbered = "\n\n".join(f"[{i}] {h.chunk.title}: {h.chunk.section} ({h.chunk.path})\n{h.chunk.text}" for i, h in enumerate(sources, 1))
+    return (
+        "You are an SRE assistant. Answer the on-call engineer's question using ONLY the numbered sources. "
+        "Be short and specific: lead with the value asked for (a threshold, a duration, a command), then the steps in order. "
+        "Copy commands, thresholds and names exactly as the sources write them; put commands in Markdown code blocks. "
+        f"After each sentence cite its source as [n]. If the sources do not contain the answer, reply exactly: {NOT_ENOUGH}\n\n"
+        f"Sources:\n{numbered}\n\nQuestion: {question}\nAnswer:"
+    )
+
+
 class LLMAnswerer:
-    """Numbered sources in the prompt; the model's answer cites them as [n]. Any failure (network,
-    quota, key, an empty reply) degrades to the ``fallback`` answer, never to an error."""
+    """Numbered sources in the prompt; the model's answer cites them as [n]. When every backend
+    fails (network, quota, key, timeout, an empty reply) or no sentence of the reply is
+    supported by the sources, the ``fallback`` (extractive) answer is given, with ``llm_error``
+    saying why; never an error."""
 
     mode = "generative"
 
-    def __init__(self, llm: LLM, fallback: Answerer) -> None:
-        self.llm = llm
+    def __init__(self, llm: LLM, fallback: Answerer, max_sources: int = 6) -> None:
+        self.llm = chain(llm)
         self._fallback = fallback
+        self.max_sources = max_sources
 
     def answer(self, question: str, hits: Sequence[Hit]) -> Draft:
-        sources = list(hits[:6])
-        numbered = "\n\n".join(f"[{i}] {h.chunk.title}: {h.chunk.section} ({h.chunk.path})\n{h.chunk.text}" for i, h in enumerate(sources, 1))
-        prompt = (
-            "You are an SRE assistant. Answer the on-call engineer's question using ONLY the numbered sources. "
-            "Be short and specific (commands, thresholds, names). After each sentence cite its source as [n]. "
-            f"If the sources do not contain the answer, reply exactly: {NOT_ENOUGH}\n\n"
-            f"Sources:\n{numbered}\n\nQuestion: {question}\nAnswer:"
-        )
+        return self._write(question, hits, None)
+
+    def stream(self, question: str, hits: Sequence[Hit], on_delta: Callable[[str], None]) -> Draft:
+        return self._write(question, hits, on_delta)
+
+    def _write(self, question: str, hits: Sequence[Hit], on_delta: Callable[[str], None] | None) -> Draft:
+        sources = list(hits[: self.max_sources])
+        prompt = prompt_for(question, sources)
         try:
-            text = self.llm.complete(prompt).strip()
-        except Exception as exc:  # network, quota, key: degrade to the offline answer, never fail
-            log.warning("%s answer failed (%s: %s); answering extractively", self.llm.name, type(exc).__name__, exc)
-            draft = self._fallback.answer(question, hits)
-            draft.mode = "extractive"
-            return draft
-        if not text:
-            return self._fallback.answer(question, hits)
-        return Draft(text, sources, self.mode)
+            if on_delta is None:
+                reply = self.llm.reply(prompt)
+                text, backend, failures = reply.text, reply.backend, reply.failures
+            else:
+                streamed = self.llm.stream_reply(prompt)
+                pieces: list[str] = []
+                for piece in streamed:
+                    pieces.append(piece)
+                    on_delta(piece)
+                text, backend, failures = "".join(pieces), streamed.backend, streamed.failures
+        except Exception as exc:  # every backend failed: the offline answer, saying why
+            why = "; ".join(exc.failures) if isinstance(exc, LLMUnavailable) else f"{self.llm.name}: {describe(exc)}"
+            log.warning("no model answered (%s); answering extractively", why)
+            return self._offline(question, hits, why)
+        text = text.strip()
+        if text.startswith(NOT_ENOUGH):
+            return Draft(NOT_ENOUGH, [], self.mode, backend=backend)
+        draft = verify_markers(Draft(text, sources, self.mode, backend=backend, llm_error="; ".join(failures) or None))
+        if not draft.sources:
+            why = (f"{backend}: none of its {draft.checked} cited sentences is supported by the sources" if draft.checked
+                   else f"{backend}: the reply cites no source")
+            return self._offline(question, hits, why, draft.unsupported)
+        return draft
+
+    def _offline(self, question: str, hits: Sequence[Hit], why: str, unsupported: int = 0) -> Draft:
+        draft = self._fallback.answer(question, hits)
+        draft.llm_error, draft.unsupported = why, unsupported
+        return draft

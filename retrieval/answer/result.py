@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from srekb.retrieval.answer.answerability import Answerability, AnswerabilityModel
 from srekb.retrieval.answer.citations import Citation, SRECitationFormatter
-from srekb.retrieval.answer.draft import NOT_ENOUGH, Answerer, verify_markers
+from srekb.retrieval.answer.draft import NOT_ENOUGH, Answerer, Part, StreamingAnswerer, verify_markers
 from srekb.retrieval.search.pipeline import SearchResult
 from srekb.retrieval.search.sections import evidence_order, with_asked_section
 from srekb.retrieval.stats import CorpusStats
@@ -31,6 +31,11 @@ class Answer:
     hits: list[Hit]
     timings_ms: dict[str, float]
     answerability: Answerability | None = None
+    parts: list[Part] = field(default_factory=list)
+    backend: str | None = None  # the model that wrote it ("openai:llama3.1:8b"); None: quoted offline
+    llm_error: str | None = None  # why a configured model did not write it
+    unsupported: int = 0  # generated sentences removed because no source supports them
+    checked: int = 0  # generated sentences checked against their cited source
 
     @property
     def outcome(self) -> str:
@@ -51,6 +56,10 @@ class Answer:
             "answerability": {"score": round(a.score, 4), "abstain_score": round(a.abstain_score, 4), "outcome": a.outcome,
                               "missing": a.reasons} if a else None,
             "answer": self.text,
+            "parts": [p.to_dict() for p in self.parts],
+            "backend": self.backend,
+            "llm_error": self.llm_error,
+            "unsupported": self.unsupported,
             "citations": [c.to_dict() for c in self.citations],
             "citation_block": self.citation_block,
             "hits": [h.to_dict() for h in self.hits],
@@ -59,9 +68,11 @@ class Answer:
 
 
 def answer(result: SearchResult, *, answerability: AnswerabilityModel, stats: Callable[[], CorpusStats], answerer: Callable[[], Answerer],
-           formatter: SRECitationFormatter, file_chunks: Callable[[str], Iterable[Chunk]], t0: float, filtered: bool = False) -> Answer:
+           formatter: SRECitationFormatter, file_chunks: Callable[[str], Iterable[Chunk]], t0: float, filtered: bool = False,
+           on_delta: Callable[[str], None] | None = None) -> Answer:
     """Answer ``result`` with citations, or abstain (listing the nearest sources) when the
-    evidence is weak. ``stats`` and ``answerer`` are called only when needed."""
+    evidence is weak. ``stats`` and ``answerer`` are called only when needed. ``on_delta``
+    receives the text as a streaming answerer writes it (the returned answer is the checked one)."""
     timings = dict(result.timings_ms)
     hits = result.hits
     t = time.perf_counter()
@@ -82,14 +93,23 @@ def answer(result: SearchResult, *, answerability: AnswerabilityModel, stats: Ca
         return abstain(f"{NOT_ENOUGH} ({why}.) Nearest sources are listed below.")
     t = time.perf_counter()
     evidence = evidence_order(with_asked_section(result.question, hits, file_chunks), result.intent)
-    draft = verify_markers(answerer().answer(result.question, evidence))
+    writer = answerer()
+    if on_delta is not None and isinstance(writer, StreamingAnswerer):
+        draft = writer.stream(result.question, evidence, on_delta)
+    else:
+        draft = writer.answer(result.question, evidence)
+    if not draft.verified:
+        draft = verify_markers(draft)
     timings["answer"] = (time.perf_counter() - t) * 1000
     if not draft.sources or draft.text.strip().startswith(NOT_ENOUGH):
-        return abstain(NOT_ENOUGH)
+        gone = abstain(NOT_ENOUGH)
+        gone.backend, gone.llm_error, gone.unsupported, gone.checked = draft.backend, draft.llm_error, draft.unsupported, draft.checked
+        return gone
     citations = formatter.cite([h.chunk for h in draft.sources])
     text = draft.text
     if check.outcome == "caveat":
         gap = "; ".join(check.reasons) or "the sources may not cover all of the question"
         text = f"Caveat: {gap}; the answer below is the nearest the sources say.\n\n{text}"
     timings["total"] = (time.perf_counter() - t0) * 1000
-    return Answer(result.question, text, result.intent, draft.mode, False, citations, formatter.format(citations), hits, timings, check)
+    return Answer(result.question, text, result.intent, draft.mode, False, citations, formatter.format(citations), hits, timings, check,
+                  draft.parts, draft.backend, draft.llm_error, draft.unsupported, draft.checked)

@@ -1,21 +1,22 @@
 """The one seam to a language model: every model call (answers, intent, reranking, session
 titles and rewrites, eval's ragas judge) goes through :class:`LLM`.
 
-* :class:`GeminiLLM`: Gemini through ``google-genai``, the only module that imports it.
+* :class:`GeminiLLM`: Gemini through ``google-genai`` (the only module that imports it).
+* :class:`OpenAILLM`: any OpenAI-compatible chat endpoint through the ``openai`` SDK: OpenAI
+  itself, or a local / self-hosted server (llama.cpp server, vLLM, Ollama's ``/v1``, a LiteLLM
+  proxy) by its base URL.
 * :class:`FakeLLM`: deterministic replies for tests, recording every prompt.
 
-A backend raises on failure (timeout, quota, key); the caller decides the fallback.
+A backend raises on failure (timeout, quota, key) and never retries: ``routing.py`` decides the
+fallback (the next backend, a circuit breaker, finally the offline path).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
-
-log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -72,6 +73,40 @@ class GeminiLLM:
                 yield part.text
 
 
+@lru_cache(maxsize=8)
+def _openai_client(base_url: str | None, api_key: str | None, timeout_s: float) -> Any:
+    from openai import OpenAI
+
+    # A local server needs no key, but the SDK refuses to start without one.
+    return OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout_s, max_retries=0)
+
+
+class OpenAILLM:
+    """An OpenAI-compatible chat endpoint through the ``openai`` SDK (one client per endpoint)."""
+
+    def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None, timeout_s: float = 20.0) -> None:
+        self._client = _openai_client(base_url, api_key, timeout_s)
+        self.model = model
+        self.name = f"openai:{model}"
+
+    def _args(self, prompt: str, json: bool, temperature: float | None) -> dict[str, Any]:
+        args: dict[str, Any] = {"model": self.model, "messages": [{"role": "user", "content": prompt}]}
+        if json:
+            args["response_format"] = {"type": "json_object"}
+        if temperature is not None:
+            args["temperature"] = temperature
+        return args
+
+    def complete(self, prompt: str, *, json: bool = False, temperature: float | None = None) -> str:
+        resp = self._client.chat.completions.create(**self._args(prompt, json, temperature))
+        return (resp.choices[0].message.content or "") if resp.choices else ""
+
+    def stream(self, prompt: str) -> Iterator[str]:
+        for chunk in self._client.chat.completions.create(**self._args(prompt, False, None), stream=True):
+            if chunk.choices and chunk.choices[0].delta.content:
+                yield chunk.choices[0].delta.content
+
+
 @dataclass
 class FakeLLM:
     """A deterministic model for tests: ``reply`` is a fixed text, a list served in turn (the last
@@ -99,15 +134,3 @@ class FakeLLM:
         text = self.complete(prompt)
         for i in range(0, len(text), 8):
             yield text[i : i + 8]
-
-
-def make_llm(api_key: str | None, model: str, timeout_s: float) -> LLM | None:
-    """The configured model, or ``None`` (extractive answers, offline classifiers) without a key
-    or when its client cannot be built."""
-    if not api_key:
-        return None
-    try:
-        return GeminiLLM(api_key, model, timeout_s)
-    except Exception as exc:
-        log.warning("Gemini unavailable (%s); answering extractively", exc)
-        return None

@@ -1,7 +1,7 @@
 """Intent classification: what the on-call engineer is trying to do picks the retrieval strategy.
 
 The default classifier is offline and takes microseconds: weighted cue patterns per intent,
-scored on the question. A language model can classify instead (SRE_KB_INTENT_CLASSIFIER=gemini).
+scored on the question. A language model can classify instead (SRE_KB_INTENT_CLASSIFIER=llm).
 """
 
 from __future__ import annotations
@@ -218,8 +218,9 @@ def make_classifier(settings: Settings, embedder: Embedder, fitted: IntentModel 
     """The classifier the settings ask for: the offline embedding one (the ``fitted`` weights of
     the shipped model when given), or the language model in front of it."""
     offline = EmbeddingIntentClassifier(embedder, settings.model_cache, fitted=fitted)
-    if settings.intent_classifier == "gemini":
+    if settings.intent_classifier in ("llm", "gemini"):
         if llm is None:
-            raise ConfigError("SRE_KB_INTENT_CLASSIFIER=gemini needs a key: set GOOGLE_API_KEY (or use the default, embedding)")
+            raise ConfigError(f"SRE_KB_INTENT_CLASSIFIER={settings.intent_classifier} needs a model: set GOOGLE_API_KEY or "
+                              "SRE_KB_OPENAI_BASE_URL (or use the default, embedding)")
         return LLMIntentClassifier(llm, offline)
     return offline

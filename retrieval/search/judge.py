@@ -120,13 +120,15 @@ def make_reranker(settings: Settings, fitted: dict[str, float] | None = None, ll
     features = FeatureReranker(weights)
     choice = settings.reranker
     if choice == "auto":
-        choice = "cross-encoder" if settings.reranker_model else "gemini" if llm is not None else "features"
+        # A key alone never turns model reranking on: it would add a model call to every search, unannounced.
+        choice = "cross-encoder" if settings.reranker_model else "features"
     if choice == "cross-encoder":
         if not settings.reranker_model:
             raise ConfigError("SRE_KB_RERANKER=cross-encoder needs SRE_KB_RERANKER_MODEL: a local sentence-transformers cross-encoder folder")
         return CrossEncoderReranker(settings.reranker_model, features, settings.rerank_depth)
-    if choice == "gemini":
+    if choice in ("llm", "gemini"):
         if llm is None:
-            raise ConfigError("SRE_KB_RERANKER=gemini needs a key: set GOOGLE_API_KEY (or SRE_KB_RERANKER=features)")
+            raise ConfigError(f"SRE_KB_RERANKER={choice} needs a model: set GOOGLE_API_KEY or SRE_KB_OPENAI_BASE_URL "
+                              "(or SRE_KB_RERANKER=features)")
         return LLMReranker(llm, features, settings.rerank_depth)
     return features
