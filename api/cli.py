@@ -255,15 +255,97 @@ def ask(
     if as_json:
         out.print_json(json.dumps(AskResponse.of(answer).without_session()))
         return
-    out.print(answer.text, highlight=False)
+    # A terminal gets paragraphs wrapped at its width; a pipe one line per paragraph. Never cropped.
+    out.print(_answer_markdown(answer.text, code_marks=out.color_system is None or out.no_color), soft_wrap=not out.is_terminal, crop=False)
     out.print()
     if answer.citation_block:
-        out.print(answer.citation_block, highlight=False)
+        out.print(answer.citation_block, highlight=False, markup=False, emoji=False)
         out.print()
-    mode = {"extractive": "extractive (no LLM configured: sentences quoted from the sources)",
-            "generative": f"generative ({kb.llm.name if kb.llm else 'a custom answerer'})", "abstained": "abstained (evidence too weak)"}[answer.mode]
     score = f" · answerability {answer.answerability.score:.2f} ({answer.outcome})" if answer.answerability else ""
-    out.print(f"[dim]intent: {answer.intent.value} · mode: {mode}{score} · {answer.timings_ms.get('total', 0):.0f} ms[/dim]", highlight=False)
+    took = f"{answer.timings_ms.get('total', 0):.0f} ms"
+    out.print(f"intent: {answer.intent.value} · mode: {_answer_mode(answer, kb)}{score} · {took}", style="dim", highlight=False, markup=False, emoji=False)
+    for note in _answer_notes(answer):
+        out.print(note, style="yellow", highlight=False, markup=False, emoji=False)
+
+
+def _answer_mode(answer: Any, kb: Any) -> str:
+    """The footer's mode: which model wrote the answer, or that it was quoted from the sources."""
+    if answer.mode == "generative":
+        return f"generative · answered by {answer.backend or (kb.llm.name if kb.llm else 'a custom answerer')}"
+    if answer.mode == "extractive":
+        return "extractive (quoted from the sources)"
+    return f"abstained ({answer.backend} found no answer in the sources)" if answer.backend else "abstained (evidence too weak)"
+
+
+def _answer_notes(answer: Any) -> list[str]:
+    """Warnings under the footer: a configured model that failed, sentences removed as unsupported."""
+    notes = []
+    if answer.llm_error:
+        if answer.backend:
+            notes.append(f"a model failed before {answer.backend} answered: {answer.llm_error}")
+        elif answer.mode == "extractive":
+            notes.append(f"model failed: {answer.llm_error}; answered extractively")
+        else:
+            notes.append(f"model failed: {answer.llm_error}")
+    if answer.unsupported:
+        n = answer.unsupported
+        notes.append(f"{n} unsupported sentence{'' if n == 1 else 's'} removed (no source supports {'it' if n == 1 else 'them'})")
+    return notes
+
+
+def _answer_markdown(text: str, code_marks: bool = False) -> Any:
+    """The answer's Markdown as a rich renderable, readable as plain text when piped: numbered
+    lists keep their numbers ("2. "), code blocks come out verbatim (not wrapped, cropped or
+    padded, so they copy and paste), raw HTML and ``<placeholders>`` stay text, links show their URL.
+    ``code_marks`` keeps the backticks of inline code (without colours nothing else marks where a
+    command ends). rich.markdown is imported here, not at the top, so ``--help`` stays fast."""
+    import re
+
+    from markdown_it import MarkdownIt
+    from rich.markdown import CodeBlock, Heading, ListItem, Markdown
+    from rich.segment import Segment
+    from rich.syntax import Syntax
+
+    class Code(CodeBlock):
+        def __rich_console__(self, console: Any, options: Any) -> Any:
+            code = Syntax(str(self.text).rstrip("\n"), self.lexer_name, theme=self.theme, background_color="default")
+            yield from console.render(code, options.update(no_wrap=True, overflow="ignore"))
+
+    class Title(Heading):
+        def __rich_console__(self, console: Any, options: Any) -> Any:
+            self.text.justify = "default"  # rich boxes and centres headings; an answer's are plain bold lines
+            yield self.text
+
+    class Item(ListItem):
+        def _prefixed(self, console: Any, options: Any, first: str, style_name: str) -> Any:
+            # rich crops an item's lines to the width (cutting code); this only indents them.
+            style = console.get_style(style_name, default="none")
+            body = console.render(self.elements, options.update(width=max(options.max_width - len(first), 20)))
+            for n, line in enumerate(Segment.split_lines(body)):
+                if n == 0 or line:
+                    yield Segment(first if n == 0 else " " * len(first), style)
+                yield from line
+                yield Segment.line()
+
+        def render_bullet(self, console: Any, options: Any) -> Any:
+            yield from self._prefixed(console, options, "• ", "markdown.item.bullet")
+
+        def render_number(self, console: Any, options: Any, number: int, last_number: int) -> Any:
+            width = len(str(last_number - 1)) + 1  # rich passes one past the last number
+            yield from self._prefixed(console, options, f"{number}.".rjust(width) + " ", "markdown.item.number")
+
+    class AnswerMarkdown(Markdown):
+        elements = {**Markdown.elements, "fence": Code, "code_block": Code, "heading_open": Title, "list_item_open": Item}
+
+    md = AnswerMarkdown(text, justify="default", hyperlinks=False)
+    md.parsed = MarkdownIt("commonmark", {"html": False}).enable("strikethrough").enable("table").parse(text)
+    if code_marks:
+        for token in md.parsed:
+            for child in token.children or []:
+                if child.type == "code_inline":  # a fence longer than any run of backticks inside
+                    fence = "`" * (max(map(len, re.findall("`+", child.content)), default=0) + 1)
+                    child.content = f"{fence}{child.content}{fence}"
+    return md
 
 
 # The evaluation's command lives in srekb.eval (which imports nothing from srekb.api), so that

@@ -22,7 +22,9 @@
     result: $("result"),
     intent: $("intent"),
     mode: $("mode"),
+    backend: $("backend"),
     took: $("took"),
+    notice: $("answer-notice"),
     answer: $("answer"),
     citations: $("citations"),
     noCitations: $("no-citations"),
@@ -139,9 +141,9 @@
 
   const state = { citations: new Map(), text: "", controller: null, sourceSeq: 0, opener: null };
 
-  const INLINE = /\[(\d+)\]|`([^`\n]+)`|\*\*([^*\n]+)\*\*/g;
+  const INLINE = /\[(\d+)\]|`([^`\n]+)`|\*\*([^*\n]+)\*\*|\*(?![\s*])([^*\n]*?[^\s*])\*/g;
 
-  /** One paragraph of answer text: [n] markers become links to their citations, `code` and **bold** are kept. */
+  /** One paragraph of answer text: [n] markers become links to their citations, `code`, **bold** and *italics* are kept. */
   function inline(text) {
     const frag = document.createDocumentFragment();
     let last = 0;
@@ -158,8 +160,10 @@
         }
       } else if (m[2] !== undefined) {
         frag.append(el("code", {}, m[2]));
-      } else {
+      } else if (m[3] !== undefined) {
         frag.append(el("strong", {}, m[3]));
+      } else {
+        frag.append(el("em", {}, m[4]));
       }
       last = m.index + m[0].length;
     }
@@ -167,12 +171,115 @@
     return frag;
   }
 
+  // Block Markdown, the subset answers use: paragraphs, headings, ordered lists (their start number
+  // kept: an answer may quote steps 2 and 3), bullet lists, nested lists, fenced code (verbatim).
+  // Parsed into plain objects, then built as DOM nodes: anything else, raw HTML included, stays text.
+  const FENCE = /^( {0,3})(`{3,}|~{3,})\s*([^\s`]*)[^`]*$/;
+  const HEADING = /^ {0,3}(#{1,6})\s+(.*?)(?:\s+#+)?\s*$/;
+  const ITEM = /^( {0,3})(?:(\d{1,9})[.)]|[-*+])(?:(\s+)(.*))?$/;
+
+  const startsBlock = (line) => FENCE.test(line) || HEADING.test(line) || ITEM.test(line);
+  const dedent = (line, n) => line.replace(new RegExp(`^ {0,${n}}`), "");
+
+  /** Lines of Markdown as blocks: {type: "code", lang, text} | {type: "heading", level, text} | {type: "list", ordered, start, items: [blocks]} | {type: "para", text}. */
+  function parseBlocks(lines) {
+    const blocks = [];
+    let i = 0;
+    while (i < lines.length) {
+      const line = lines[i];
+      let m;
+      if (!line.trim()) {
+        i += 1;
+      } else if ((m = FENCE.exec(line))) {
+        const mark = m[2];
+        const closes = (l) => { const t = l.trim(); return t.length >= mark.length && [...t].every((ch) => ch === mark[0]); };
+        const body = [];
+        for (i += 1; i < lines.length && !closes(lines[i]); i += 1) body.push(dedent(lines[i], m[1].length));
+        i += 1; // the closing fence (a fence still streaming runs to the end)
+        blocks.push({ type: "code", lang: m[3], text: body.join("\n") });
+      } else if ((m = HEADING.exec(line))) {
+        blocks.push({ type: "heading", level: m[1].length, text: m[2] });
+        i += 1;
+      } else if (ITEM.test(line)) {
+        i = parseList(lines, i, blocks);
+      } else {
+        const para = [line.trim()];
+        for (i += 1; i < lines.length && lines[i].trim() && !startsBlock(lines[i]); i += 1) para.push(lines[i].trim());
+        blocks.push({ type: "para", text: para.join("\n") });
+      }
+    }
+    return blocks;
+  }
+
+  /** The list starting at lines[i]: each item is the lines indented under its marker (parsed as blocks) plus lazy continuation lines. */
+  function parseList(lines, i, blocks) {
+    const ordered = ITEM.exec(lines[i])[2] !== undefined;
+    const list = { type: "list", ordered, start: ordered ? Number(ITEM.exec(lines[i])[2]) : 1, items: [] };
+    while (i < lines.length) {
+      const m = ITEM.exec(lines[i]);
+      if (!m || (m[2] !== undefined) !== ordered) break;
+      const offset = m[4] === undefined ? lines[i].trimEnd().length + 1 : lines[i].length - m[4].length;
+      const body = [m[4] || ""];
+      for (i += 1; i < lines.length; i += 1) {
+        const l = lines[i];
+        if (!l.trim()) body.push("");
+        else if (l.length - l.trimStart().length >= offset) body.push(l.slice(offset));
+        else if (startsBlock(l) || body[body.length - 1] === "") break;
+        else body.push(l.trim()); // a paragraph's lazy continuation
+      }
+      while (body.length && body[body.length - 1] === "") body.pop();
+      list.items.push(parseBlocks(body));
+      const next = lines[i] === undefined ? null : ITEM.exec(lines[i]);
+      if (!next) break;
+    }
+    blocks.push(list);
+    return i;
+  }
+
+  function renderBlocks(blocks) {
+    return blocks.map((b) => {
+      if (b.type === "code") {
+        const lang = b.lang.replace(/[^\w+-]/g, "");
+        return el("pre", { className: "code" }, el("code", lang ? { className: `language-${lang}` } : {}, b.text));
+      }
+      if (b.type === "heading") return el(`h${Math.min(b.level + 3, 6)}`, { className: "answer-heading" }, inline(b.text));
+      if (b.type === "list") {
+        const items = b.items.map((item) => el("li", {},
+          ...(item.length === 1 && item[0].type === "para" ? [inline(item[0].text)] : renderBlocks(item))));
+        return b.ordered ? el("ol", { start: b.start === 1 ? null : b.start }, ...items) : el("ul", {}, ...items);
+      }
+      return el("p", {}, inline(b.text));
+    });
+  }
+
+  const BLOCKS = new Set(["P", "OL", "UL", "LI", "PRE", "H4", "H5", "H6"]);
+
+  /** The answer so far (streaming: re-rendered on every delta, a cursor after its last block) or the final one. */
   function renderAnswer(streaming) {
-    const text = state.text.trim();
-    const paragraphs = text ? text.split(/\n{2,}/) : [streaming ? "" : "(no answer text)"];
-    const nodes = paragraphs.map((p) => el("p", {}, inline(p)));
-    if (streaming && nodes.length) nodes[nodes.length - 1].classList.add("streaming");
+    const text = state.text.replace(/\r\n?/g, "\n").replace(/^\s*\n/, "").trimEnd();
+    const nodes = text ? renderBlocks(parseBlocks(text.split("\n"))) : [el("p", {}, streaming ? "" : "(no answer text)")];
     ui.answer.replaceChildren(...nodes);
+    if (!streaming) return;
+    let node = ui.answer;
+    while (node.lastElementChild && BLOCKS.has(node.lastElementChild.tagName)) node = node.lastElementChild;
+    if (node !== ui.answer) node.classList.add("streaming");
+  }
+
+  /** Who wrote the answer, and any warning: a configured model that failed, sentences removed as unsupported. */
+  function setBackend(data) {
+    const abstained = data.mode === "abstained" || data.abstained;
+    ui.backend.textContent = data.backend ? String(data.backend) : abstained ? "none" : "none: quoted from the sources";
+    const notes = [];
+    if (data.llm_error) {
+      const why = String(data.llm_error);
+      if (data.backend) notes.push(`A model failed (${why}) before ${data.backend} answered.`);
+      else if (abstained) notes.push(`The model failed (${why}).`);
+      else notes.push(`The model failed (${why}); this answer is quoted from the sources.`);
+    }
+    const n = Number(data.unsupported) || 0;
+    if (n > 0) notes.push(`${n} unsupported sentence${n === 1 ? " was" : "s were"} removed: no source supports ${n === 1 ? "it" : "them"}.`);
+    ui.notice.replaceChildren(...notes.map((note) => el("p", {}, note)));
+    ui.notice.hidden = notes.length === 0;
   }
 
   function setIntent(intent) {
@@ -214,6 +321,9 @@
     setIntent("");
     setMode("", false);
     setTimings(null);
+    ui.backend.textContent = "…";
+    ui.notice.replaceChildren();
+    ui.notice.hidden = true;
     ui.answer.replaceChildren();
     ui.citations.replaceChildren();
     ui.noCitations.hidden = true;
@@ -227,6 +337,7 @@
     if (typeof data.answer === "string") state.text = data.answer;
     if (Array.isArray(data.citations)) renderCitations(data.citations);
     setMode(data.outcome === "caveat" ? "caveat" : data.mode, data.abstained);
+    setBackend(data);
     setTimings(data.timings_ms);
     renderAnswer(false);
     ui.noCitations.hidden = state.citations.size > 0;
@@ -282,9 +393,9 @@
           renderCitations(data.citations || []);
           renderAnswer(true);
           break;
-        case "done":
+        case "done": // the whole checked answer: its text replaces what the deltas showed
           done = true;
-          finish({ mode: data.mode, abstained: data.abstained, outcome: data.outcome, timings_ms: data.timings_ms });
+          finish(data);
           break;
         case "error":
           done = true;

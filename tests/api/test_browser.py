@@ -106,6 +106,19 @@ def assert_source_text(driver: WebDriver, citation: dict) -> None:
     assert "mono" in family.lower(), family
 
 
+def list_starts(markdown: str) -> list[int]:
+    """The first number of each top-level numbered list in ``markdown`` (a list goes on across blank lines)."""
+    starts, in_list = [], False
+    for line in markdown.splitlines():
+        if not line.strip() or line[0].isspace():
+            continue  # blank, or inside an item
+        m = re.match(r"(\d+)[.)]( |$)", line)
+        if m and not in_list:
+            starts.append(int(m[1]))
+        in_list = bool(m)
+    return starts
+
+
 def test_ask_then_open_the_cited_source(browser: WebDriver, page_url: str, tmp_path: Path) -> None:
     expected = httpx.post(f"{page_url}/v1/ask", json={"question": QUESTION}, timeout=WAIT_S).json()
     assert expected["mode"] == "extractive" and len(expected["citations"]) >= 1
@@ -126,6 +139,12 @@ def test_ask_then_open_the_cited_source(browser: WebDriver, page_url: str, tmp_p
     assert markers and re.fullmatch(r"\[\d+\]", markers[0].text)
     assert markers[0].get_attribute("href").endswith(f"#cite-{markers[0].text.strip('[]')}")
     assert "`" not in answer.text and "**" not in answer.text  # inline code / bold rendered, not shown raw
+    assert browser.find_element(By.ID, "backend").text == "none: quoted from the sources"
+    assert not browser.find_element(By.ID, "answer-notice").is_displayed()
+    # steps quoted from the middle of a runbook keep their numbers: <ol start=N>
+    starts = list_starts(expected["answer"])
+    assert starts, expected["answer"]  # the question's answer quotes numbered steps
+    assert browser.execute_script("return [...document.querySelectorAll('#answer > ol')].map(o => o.start)") == starts
     items = browser.find_elements(By.CSS_SELECTOR, "#citations > li")
     assert [li.find_element(By.CSS_SELECTOR, "button.cite-open").text for li in items] == [c["label"] for c in expected["citations"]]
     assert not browser.find_element(By.ID, "error").is_displayed()
@@ -207,7 +226,8 @@ const citation = {n: 1, source_type: 'doc', path: 'docs/evil.md', lines: [2, 2],
                   title: evil, section: 's', text: evil, label: 'Label ' + evil};
 const events = [['intent', {intent: evil}], ['hits', {hits: []}], ['delta', {text: 'Answer ' + evil + ' [1]'}],
                 ['citations', {citations: [citation], citation_block: ''}],
-                ['done', {mode: 'extractive', abstained: false, timings_ms: {total: 1}}]];
+                ['done', {mode: 'extractive', abstained: false, timings_ms: {total: 1}, backend: null, llm_error: evil, unsupported: 0,
+                          answer: 'Answer ' + evil + ' [1]\\n\\n```\\n' + evil + '\\n<script>window.pwned=2</script>\\n```'}]];
 const sse = events.map(([e, d]) => `event: ${e}\\r\\ndata: ${JSON.stringify(d)}\\r\\n\\r\\n`).join('');
 window.fetch = async (url) => String(url).startsWith('/v1/sources/')
   ? new Response(JSON.stringify({id: 'docs/evil.md', path: 'docs/evil.md', source_type: 'doc', title: evil, from_file: false,
@@ -225,11 +245,89 @@ def test_api_text_is_escaped(browser: WebDriver, page_url: str) -> None:
     wait(browser).until(lambda d: mode_is(d, "extractive"))
     evil = '<img src=x onerror="window.pwned=1"><b>bold</b>'
     assert evil in browser.find_element(By.ID, "answer").text and evil in browser.find_element(By.ID, "intent").text
+    assert browser.execute_script("return document.querySelector('#answer pre code').textContent") == evil + "\n<script>window.pwned=2</script>"
+    assert browser.find_element(By.ID, "answer-notice").text == f"The model failed ({evil}); this answer is quoted from the sources."
     assert browser.find_element(By.CSS_SELECTOR, "#citations button.cite-open").text == "Label " + evil
     browser.find_element(By.CSS_SELECTOR, "#answer a.marker").click()
     hl = wait(browser).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#source-body .line.hl")))
     assert hl.text.split(None, 1) == ["2", evil]
     assert "not indexed" in browser.find_element(By.ID, "source-body").text  # the gap before line 5 is shown
     assert browser.find_element(By.ID, "source-note").is_displayed()  # rebuilt from chunks
-    assert not browser.find_elements(By.CSS_SELECTOR, "img, b")
+    assert not browser.find_elements(By.CSS_SELECTOR, "img, b, #result script")
     assert browser.execute_script("return window.pwned") is None
+
+
+# An answer streamed in pieces (the last one stops inside a code block), held open until the test
+# releases its `done`, whose checked Markdown differs from the deltas.
+STREAM_FETCH_JS = """
+const [finalAnswer] = arguments;
+const enc = new TextEncoder();
+const sse = (e, d) => enc.encode(`event: ${e}\\ndata: ${JSON.stringify(d)}\\n\\n`);
+const citation = {n: 1, source_type: 'runbook', path: 'runbooks/x.md', lines: [3, 4], incident_id: null, date: null,
+                  title: 'X', section: 'Steps', text: '', label: 'X: Steps (runbooks/x.md)'};
+let release;
+const held = new Promise((resolve) => { release = resolve; });
+window.releaseDone = () => release();
+window.fetch = async () => new Response(new ReadableStream({async start(c) {
+  c.enqueue(sse('intent', {intent: 'troubleshooting'}));
+  c.enqueue(sse('hits', {hits: []}));
+  for (const text of ['Restart the **member** [1] and', ' then:\\n\\n```bash\\nkubectl get pods', ' -n db\\n']) c.enqueue(sse('delta', {text}));
+  c.enqueue(sse('citations', {citations: [citation], citation_block: ''}));
+  await held;
+  c.enqueue(sse('done', {question: 'q', intent: 'troubleshooting', mode: 'extractive', abstained: false, outcome: 'answered',
+                         answerability: null, answer: finalAnswer, parts: [], backend: null,
+                         llm_error: 'openai:m: APIConnectionError: Connection error.', unsupported: 2,
+                         citations: [citation], citation_block: '', hits: [], timings_ms: {total: 5}}));
+  c.close();
+}}), {headers: {'content-type': 'text/event-stream'}});
+"""
+CODE = "patronictl failover orders-db --candidate orders-db-1 --force\n    # kept as written: <script>window.pwned=1</script>"
+FINAL_ANSWER = ("The leader is gone [1].\n\n## Steps\n\n"
+                "3. Check the leader [1]\n   - `patronictl list` shows no *Leader* row\n   - the DCS answers\n"
+                "4. Fail over:\n   ```bash\n" + "\n".join("   " + line for line in CODE.splitlines()) + "\n   ```\n\n"
+                '- Never during a change freeze <img src=x onerror="window.pwned=1">')
+
+ANSWER_DOM_JS = """
+const a = document.getElementById('answer');
+const ol = a.querySelector(':scope > ol');
+return {ol: ol && {start: ol.getAttribute('start'), items: ol.children.length, first: ol.children[0].firstChild.textContent,
+                   nested: [...ol.querySelectorAll('li > ul > li')].map(li => li.textContent)},
+        code: [...a.querySelectorAll('pre > code')].map(c => ({text: c.textContent, cls: c.className, ws: getComputedStyle(c.parentNode).whiteSpace,
+                                                              inItem: c.closest('li') !== null})),
+        heading: [...a.querySelectorAll('h4, h5, h6')].map(h => h.tagName + ' ' + h.textContent),
+        bullets: [...a.querySelectorAll(':scope > ul > li')].map(li => li.textContent),
+        streaming: a.querySelectorAll('.streaming').length, markup: a.querySelectorAll('script, img').length, pwned: window.pwned};
+"""
+
+
+def test_markdown_answer_streams_then_the_done_answer_replaces_it(browser: WebDriver, page_url: str) -> None:
+    browser.get_log("browser")  # drop what the earlier tests logged (their 400 and 401 on purpose)
+    browser.get(page_url + "/")
+    box = wait(browser).until(EC.element_to_be_clickable((By.ID, "question")))
+    browser.execute_script(STREAM_FETCH_JS, FINAL_ANSWER)
+    box.send_keys("patroni has no leader", Keys.ENTER)
+
+    # while it streams: the text so far, rendered (the open code block included), a cursor after it
+    code = wait(browser).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#answer pre > code.language-bash")))
+    wait(browser).until(lambda d: code.text == "kubectl get pods -n db")
+    assert browser.find_element(By.CSS_SELECTOR, "#answer strong").text == "member"
+    assert browser.find_elements(By.CSS_SELECTOR, "#answer pre.streaming")
+    assert browser.find_element(By.ID, "mode").text == "…"
+
+    browser.execute_script("window.releaseDone()")
+    wait(browser).until(lambda d: mode_is(d, "extractive"))
+    dom = browser.execute_script(ANSWER_DOM_JS)
+    assert "Restart the" not in browser.find_element(By.ID, "answer").text  # the deltas are replaced
+    assert dom["ol"] == {"start": "3", "items": 2, "first": "Check the leader [1]", "nested": ["patronictl list shows no Leader row", "the DCS answers"]}
+    assert dom["code"] == [{"text": CODE, "cls": "language-bash", "ws": "pre", "inItem": True}]  # verbatim, indent and <script> text kept
+    assert dom["heading"] == ["H5 Steps"]
+    assert dom["bullets"] == ['Never during a change freeze <img src=x onerror="window.pwned=1">']
+    assert dom["streaming"] == 0 and dom["markup"] == 0 and dom["pwned"] is None
+    assert browser.find_elements(By.CSS_SELECTOR, "#answer ol em") and browser.find_elements(By.CSS_SELECTOR, "#answer ol a.marker")
+    assert browser.find_element(By.ID, "backend").text == "none: quoted from the sources"
+    notice = browser.find_element(By.ID, "answer-notice")
+    assert notice.is_displayed() and notice.text.splitlines() == [
+        "The model failed (openai:m: APIConnectionError: Connection error.); this answer is quoted from the sources.",
+        "2 unsupported sentences were removed: no source supports them."]
+    assert browser.find_element(By.ID, "status").text == "Answered with 1 citation."
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
