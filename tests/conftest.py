@@ -145,3 +145,20 @@ def shipped_kb(shipped_store_dir: Path, shared_memo: CountingEmbedder, tmp_path_
     kb = KnowledgeBase(settings, embedder=shared_memo.inner)
     yield kb
     kb.close()
+
+
+@pytest.fixture(scope="session")
+def real_kb(tmp_path_factory: pytest.TempPathFactory, shared_memo: CountingEmbedder):
+    """The shared real third-party corpus ingested once (real model, real embedded engine)."""
+    from srekb.ingest.pipeline import Ingestor
+    from srekb.retrieval.kb import KnowledgeBase
+
+    if not REAL.is_dir():
+        pytest.fail(f"{REAL} is missing: the tests on real documents need ../shared/corpora/real")
+    directory = tmp_path_factory.mktemp("real") / "store"
+    store = EdgeStore(directory, shared_memo.dim, shared_memo.name)
+    Ingestor(store, shared_memo, Settings()).run([REAL], exclude=REAL_EXCLUDE)
+    store.close()
+    kb = KnowledgeBase(Settings(store=directory, model_cache=tmp_path_factory.mktemp("cache")), embedder=shared_memo.inner)
+    yield kb
+    kb.close()

@@ -33,7 +33,7 @@ class HitsEvent(BaseModel):
 
 class DeltaEvent(BaseModel):
     text: str = Field(description="the next piece of the answer as the model writes it (Markdown); an extractive answer "
-                      "comes as one delta per part")
+                      "comes as one delta per Markdown block")
 
 
 class CitationsEvent(BaseModel):
@@ -125,9 +125,9 @@ async def _sse_answer(kb: KnowledgeBase, question: str, k: int | None, filters: 
             streamed = True
             yield event("delta", DeltaEvent(text=piece))
         answer = await job
-        if not streamed:  # an extractive (or abstained) answer: its parts, in order
-            for part in answer.parts or [None]:
-                yield event("delta", DeltaEvent(text=(part.text if part else answer.text) + "\n\n"))
+        if not streamed:  # an extractive (or abstained) answer: its blocks (the caveat, then each part), in order
+            for block in answer.text.split("\n\n"):
+                yield event("delta", DeltaEvent(text=block + "\n\n"))
         wire = AskResponse.of(answer, **session) if session else AskResponse.of(answer)
         yield event("citations", CitationsEvent(citations=wire.citations, citation_block=wire.citation_block))
         done = DoneEvent.model_validate(wire.model_dump() | {"timings_ms": answer.timings_ms})

@@ -71,9 +71,10 @@ class StreamingAnswerer(Protocol):
 
 
 def attach(sentence: str, markers: list[int]) -> str:
-    """'Restart the member.' + [1] -> 'Restart the member [1].' (markers before the full stop)."""
+    """'Restart the member.' + [1] -> 'Restart the member [1].'; 'run:' -> 'run [1]:' (markers
+    before the closing punctuation)."""
     tags = "".join(f" [{n}]" for n in markers)
-    if sentence.endswith((".", "!", "?")):
+    if sentence.endswith((".", "!", "?", ":")):
         return sentence[:-1].rstrip() + tags + sentence[-1]
     return sentence + tags
 
@@ -92,6 +93,7 @@ def _supports(sentence: str, terms: frozenset[str], source_text: str, source_ter
     return all(mentions(s, source_text) for s in specifics(sentence))
 
 
+LINE_HEAD = re.compile(r"^\s*(?:(?:[-*+]|\d{1,3}[.)])\s+|>\s*)?")
 SENTENCE = re.compile(r"(?<=\])\s+|(?<=[.!?])\s+(?!\[)")
 
 
@@ -113,9 +115,10 @@ def verify_markers(draft: Draft) -> Draft:
         if in_code or line.strip().startswith(("```", "~~~")):
             lines.append(line)
             continue
-        indent = line[: len(line) - len(line.lstrip())]
+        head = LINE_HEAD.match(line)
+        prefix = head.group(0) if head else ""  # indentation and a list marker ('  2. ') stay as written
         kept: list[str] = []
-        for sent in SENTENCE.split(line.strip()):
+        for sent in SENTENCE.split(line[len(prefix):].strip()):
             markers = [int(m) for m in MARKER.findall(sent)]
             if not markers:
                 kept.append(sent)
@@ -131,7 +134,7 @@ def verify_markers(draft: Draft) -> Draft:
             else:
                 unsupported += 1
         if kept or not line.strip():
-            lines.append(indent + " ".join(kept))
+            lines.append(prefix + " ".join(kept))
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
     order: list[int] = []
     for m in MARKER.findall(text):
