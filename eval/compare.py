@@ -13,7 +13,7 @@ from typing import Any
 
 QUALITY_TOLERANCE = 0.005
 LATENCY_TOLERANCE = 0.20
-LOWER_IS_BETTER = {"false_abstention"}
+LOWER_IS_BETTER = {"false_abstention", "unsupported_sentences"}
 EPS = 1e-9
 
 

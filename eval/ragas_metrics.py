@@ -293,7 +293,7 @@ def score_with_judge(
     (network, quota) ends the run with ``{"status": "error", ...}`` and what was scored so far;
     it never fails the evaluation."""
     if llm is None:
-        return {"status": "skipped", "reason": "no GOOGLE_API_KEY (or GEMINI_API_KEY) set: LLM-judged metrics not computed"}
+        return {"status": "skipped", "reason": "no model for the judge task (set GOOGLE_API_KEY or SRE_KB_OPENAI_BASE_URL): LLM-judged metrics not computed"}
     judged = [s for s in samples if s.answerable and not s.abstained and s.answer.strip() and s.retrieved_contexts][: max(0, limit)]
     out: dict[str, Any] = {"status": "ok", "judge": llm.name, "rows": [], "abstained": sum(1 for s in samples if s.answerable and s.abstained)}
     try:

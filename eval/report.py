@@ -25,7 +25,7 @@ SEARCH_KEYS = ["recall@1", "recall@3", "recall@10", "mrr@10", "ndcg@10", "must_c
 ANSWER_KEYS = ["intent_accuracy", "must_cite_in_citations", "cited_lines_overlap", "abstain_on_unanswerable",
                "abstain_or_caveat_on_unanswerable", "caveat_on_answerable", "false_abstention",
                "abstention_precision",
-               "knowledge_coverage", "citation_accuracy", "ask_p50_ms"]
+               "knowledge_coverage", "citation_accuracy", "ask_p50_ms", "marker_faithfulness", "unsupported_sentences"]
 STAGES = ["embed", "intent", "retrieve", "rerank", "answerability", "answer", "total"]
 
 
@@ -78,7 +78,7 @@ def run(
             tick()
 
     answers = evaluate_answers(kb, questions, on_answer=keep)
-    report["answers"] = {k: round(answers[k], 4) for k in ANSWER_KEYS}
+    report["answers"] = {k: round(answers[k], 4) if answers[k] is not None else None for k in ANSWER_KEYS}
     report["latency_stages"] = stage_latency(answers["rows"])
     if progress:
         progress("ragas")
@@ -138,7 +138,10 @@ def to_markdown(report: dict[str, Any], title: str) -> str:
             lines.append(f"| {name} | " + " | ".join(f"{m[i]['mrr@10']:.3f}" if i in m else "-" for i in intents) + " |")
     lines += ["", "Answers (`ask`):", "", "| metric | value |", "|---|---|"]
     for k, v in report["answers"].items():
-        lines.append(f"| {k} | {v:.3f} |" if "ms" not in k else f"| {k} | {v:.1f} |")
+        if v is None:
+            lines.append(f"| {k} | n/a (no generated answer: extractive answers quote their sources) |")
+        else:
+            lines.append(f"| {k} | {v:.3f} |" if "ms" not in k else f"| {k} | {v:.1f} |")
     if report.get("latency_stages"):
         lines += ["", "Per-stage latency of `ask` (ms; a stage is counted over the asks that ran it):", "",
                   "| stage | p50 | p95 | n |", "|---|---|---|---|"]

@@ -199,6 +199,7 @@ def evaluate_answers(
             "coverage": ans.answerability.coverage if ans.answerability else None,
             "missing": (ans.answerability.missing_identifiers + ans.answerability.missing_terms[:3]) if ans.answerability else [],
             "answer": ans.text, "total_ms": ans.timings_ms.get("total", 0.0),
+            "checked": ans.checked, "unsupported": ans.unsupported,
             "timings_ms": {k: round(v, 3) for k, v in ans.timings_ms.items()},
         })
     ans_rows = [r for r in rows if r["answerable"]]
@@ -218,5 +219,10 @@ def evaluate_answers(
         "knowledge_coverage": mean([0.0 if r["abstained"] else 1.0 for r in ans_rows]),
         "citation_accuracy": mean([1.0 if x else 0.0 for x in all_cites]),
         "ask_p50_ms": percentile([r["total_ms"] for r in rows], 50),
+        # The answer's own marker check beside ragas' faithfulness: of the generated sentences that
+        # cite a source, the share whose numbers, commands and names the source states. Extractive
+        # answers quote their sources, so without a model nothing is checked (None).
+        "marker_faithfulness": (1.0 - sum(r["unsupported"] for r in rows) / checked) if (checked := sum(r["checked"] for r in rows)) else None,
+        "unsupported_sentences": float(sum(r["unsupported"] for r in rows)),
         "rows": rows,
     }

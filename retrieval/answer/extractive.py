@@ -268,7 +268,9 @@ def _rule_sentence(hit: Hit) -> str | None:
         parts.append(f"severity {m['severity']}")
     s = ", ".join(parts)
     if m.get("summary"):
-        summary = re.sub(r"\s*\(?\{\{[^}]*\}\}\)?", "", str(m["summary"])).strip()
+        # '{{ $labels.device }}' names what the alert fires for: kept as <device>, other templating dropped.
+        summary = re.sub(r"\{\{\s*\$labels\.(\w+)\s*\}\}", r"<\1>", str(m["summary"]))
+        summary = re.sub(r"\s*\(?\{\{[^}]*\}\}\)?", "", summary).strip().rstrip(".")
         s += f" ({summary})" if summary else ""
     return s + "."
 

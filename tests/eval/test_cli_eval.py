@@ -41,7 +41,7 @@ def test_srekb_eval_writes_reports_chart_and_baseline_deltas(cli_store_dir, tmp_
         assert (out / name).stat().st_size > 0
     assert (out / "strategies.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "report.md").read_text()
-    assert "ragas (offline):" in md and "ragas (LLM judge): skipped: no GOOGLE_API_KEY" in md
+    assert "ragas (offline):" in md and "ragas (LLM judge): skipped: no model for the judge task" in md
     assert "Per-stage latency" in md and "| retrieve |" in md
     assert "## Against the baseline" in md and "▼" in md
     data = json.loads((out / "report.json").read_text())

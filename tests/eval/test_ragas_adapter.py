@@ -138,7 +138,7 @@ def test_judge_skipped_without_key_is_reported_not_an_error():
     off = score_offline([sample()])["metrics"]
     md = "\n".join(ragas_markdown({"offline": off, "judge": res}))
     assert "ragas (offline):" in md and "| context_precision |" in md
-    assert "ragas (LLM judge): skipped: no GOOGLE_API_KEY" in md
+    assert "ragas (LLM judge): skipped: no model for the judge task" in md
 
 
 def perfect_judge(prompt: str) -> str:
