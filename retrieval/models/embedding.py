@@ -13,7 +13,9 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -162,10 +164,11 @@ def export_onnx(model_path: Path, cache_dir: Path) -> Path:
     import torch
     from transformers import AutoModel
 
-    try:
-        model = AutoModel.from_pretrained(str(model_path), attn_implementation="eager").eval()
-    except (TypeError, ValueError):  # a model class without the eager attention switch
-        model = AutoModel.from_pretrained(str(model_path)).eval()
+    with _without_loading_bar():
+        try:
+            model = AutoModel.from_pretrained(str(model_path), attn_implementation="eager").eval()
+        except (TypeError, ValueError):  # a model class without the eager attention switch
+            model = AutoModel.from_pretrained(str(model_path)).eval()
 
     class _ByKeyword(torch.nn.Module):
         def __init__(self, inner: torch.nn.Module) -> None:
@@ -178,19 +181,41 @@ def export_onnx(model_path: Path, cache_dir: Path) -> Path:
     dummy = torch.ones((2, 16), dtype=torch.long)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(f".tmp{os.getpid()}")
-    torch.onnx.export(
-        _ByKeyword(model),
-        (dummy, dummy, torch.zeros_like(dummy)),
-        str(tmp),
-        input_names=["input_ids", "attention_mask", "token_type_ids"],
-        output_names=["last_hidden_state"],
-        dynamic_axes={n: {0: "batch", 1: "seq"} for n in ("input_ids", "attention_mask", "token_type_ids", "last_hidden_state")},
-        opset_version=17,
-        dynamo=False,
-    )
+    with warnings.catch_warnings():
+        # Two warnings printed on every export, about cases that cannot arise in this encoder
+        # (tests/retrieval/test_embedding.py checks its vectors against the torch model's):
+        # transformers' mask code branches on a padding length that is always 0 without a KV
+        # cache, and indexes the padding mask with torch.arange positions, never negative.
+        warnings.filterwarnings("ignore", "Converting a tensor to a Python boolean", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", "Exporting aten::index operator of advanced indexing", UserWarning)
+        torch.onnx.export(
+            _ByKeyword(model),
+            (dummy, dummy, torch.zeros_like(dummy)),
+            str(tmp),
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=["last_hidden_state"],
+            dynamic_axes={n: {0: "batch", 1: "seq"} for n in ("input_ids", "attention_mask", "token_type_ids", "last_hidden_state")},
+            opset_version=17,
+            dynamo=False,
+        )
     _fuse_attention(tmp, model.config)
     os.replace(tmp, target)
     return target
+
+
+@contextmanager
+def _without_loading_bar() -> Iterator[None]:
+    """Hide transformers' "Loading weights" tqdm bar while the export loads the model: it is not
+    the user's progress (the CLI draws its own) and, written to a log, it is a line of noise."""
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
 
 
 def _fuse_attention(path: Path, config: object) -> None:
