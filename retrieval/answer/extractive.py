@@ -96,8 +96,17 @@ def blocks(text: str) -> list[Block]:
         return out[-1] if out and out[-1].kind == "list" and not para else None
 
     in_item = False  # the open code block is indented under a list item: it belongs to that item
+    # A chunk that opens with an indented line (not an item, not a fence) opens inside a list item
+    # or a paragraph the chunk boundary cut: that tail is skipped up to the next blank line or item.
+    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    meta_field = False
+    cut = first[:1].isspace() and not LIST_ITEM.match(first) and not first.strip().startswith(("```", "~~~", "|"))
     for raw in text.splitlines():
         line = raw.strip()
+        if cut:
+            if line and not LIST_ITEM.match(raw) and not line.startswith("#"):
+                continue
+            cut = False
         if code is not None:
             code.append(raw.rstrip() if not line.startswith(("```", "~~~")) else line)
             if line.startswith(("```", "~~~")):
@@ -132,8 +141,12 @@ def blocks(text: str) -> list[Block]:
             flush()
             continue
         item = LIST_ITEM.match(raw)
-        if item and META_LINE.match(item.group(3)):
+        if item and META_LINE.match(item.group(3)) and not item.group(2)[0].isdigit():
+            meta_field = True  # '- **Owner team:** x' is a header field; '4. **Leader churn:** ...' is a step
             continue
+        if meta_field and raw[:1].isspace() and line:
+            continue  # a header field's wrapped line
+        meta_field = False
         if META_LINE.match(line):
             flush()
             continue
