@@ -58,7 +58,7 @@ def evaluate(
     gate: Annotated[Path | None, typer.Option("--gate", help="thresholds to meet (e.g. eval/gate.json): exit 1 when one is missed")] = None,
     weights: Annotated[Path | None, typer.Option("--weights", help="evaluate (or start tuning) with the reranker weights of a tuned.json")] = None,
     judge: Annotated[
-        bool, typer.Option("--judge/--no-judge", help="ragas faithfulness / answer relevancy with the judge task's model (SRE_KB_LLM_JUDGE, default: the configured backends) as judge")
+        bool, typer.Option("--judge/--no-judge", help="ragas faithfulness / answer relevancy judged by the SRE_KB_LLM_JUDGE model(s)")
     ] = True,
     judge_limit: Annotated[int, typer.Option("--judge-limit", help="answered questions the LLM judge scores at most", min=0)] = 40,
     tune: Annotated[bool, typer.Option("--tune", help="tune the reranker weights instead: writes tuned.json, tune.md, tune.json, tune-state.json")] = False,

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from srekb.retrieval.answer.draft import NOT_ENOUGH, Answerer, Draft, verify_markers
 from srekb.retrieval.models.llm import LLM
-from srekb.retrieval.models.routing import LLMUnavailable, chain, describe
+from srekb.retrieval.models.routing import LLMUnavailable, StreamedReply, chain, describe
 from srekb.retrieval.types import Hit
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ class LLMAnswerer:
     def _write(self, question: str, hits: Sequence[Hit], on_delta: Callable[[str], None] | None) -> Draft:
         sources = list(hits[: self.max_sources])
         prompt = prompt_for(question, sources)
+        streamed: StreamedReply | None = None
         try:
             if on_delta is None:
                 reply = self.llm.reply(prompt)
@@ -58,18 +59,24 @@ class LLMAnswerer:
                     pieces.append(piece)
                     on_delta(piece)
                 text, backend, failures = "".join(pieces), streamed.backend, streamed.failures
-        except Exception as exc:  # every backend failed: the offline answer, saying why
-            why = "; ".join(exc.failures) if isinstance(exc, LLMUnavailable) else f"{self.llm.name}: {describe(exc)}"
+        except Exception as exc:  # every backend failed, or one failed mid-reply: the offline answer, saying why
+            if isinstance(exc, LLMUnavailable):
+                why = "; ".join(exc.failures)
+            elif streamed is not None and streamed.backend:  # name the backend that broke off, and who failed before it
+                why = "; ".join([*streamed.failures, f"{streamed.backend}: {describe(exc)} (mid-reply)"])
+            else:
+                why = f"{self.llm.name}: {describe(exc)}"
             log.warning("no model answered (%s); answering extractively", why)
             return self._offline(question, hits, why)
         text = text.strip()
+        before = "; ".join(failures) or None  # what failed before the backend that answered
         if text.startswith(NOT_ENOUGH):
-            return Draft(NOT_ENOUGH, [], self.mode, backend=backend)
-        draft = verify_markers(Draft(text, sources, self.mode, backend=backend, llm_error="; ".join(failures) or None))
+            return Draft(NOT_ENOUGH, [], self.mode, backend=backend, llm_error=before)
+        draft = verify_markers(Draft(text, sources, self.mode, backend=backend, llm_error=before))
         if not draft.sources:
             why = (f"{backend}: none of its {draft.checked} cited sentences is supported by the sources" if draft.checked
                    else f"{backend}: the reply cites no source")
-            return self._offline(question, hits, why, draft.unsupported)
+            return self._offline(question, hits, "; ".join([*failures, why]), draft.unsupported)
         return draft
 
     def _offline(self, question: str, hits: Sequence[Hit], why: str, unsupported: int = 0) -> Draft:

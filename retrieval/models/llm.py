@@ -102,9 +102,11 @@ class OpenAILLM:
         return (resp.choices[0].message.content or "") if resp.choices else ""
 
     def stream(self, prompt: str) -> Iterator[str]:
-        for chunk in self._client.chat.completions.create(**self._args(prompt, False, None), stream=True):
-            if chunk.choices and chunk.choices[0].delta.content:
-                yield chunk.choices[0].delta.content
+        # The context closes the response when the caller stops early (a reply abandoned mid-way), not at garbage collection.
+        with self._client.chat.completions.create(**self._args(prompt, False, None), stream=True) as chunks:
+            for chunk in chunks:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    yield chunk.choices[0].delta.content
 
 
 @dataclass

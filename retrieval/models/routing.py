@@ -134,7 +134,11 @@ class Guarded:
             raise
         self.breaker.record(True)
         yield first
-        yield from parts
+        try:
+            yield from parts
+        except Exception:  # a reply cut off mid-way is a failure of the endpoint too
+            self.breaker.record(False)
+            raise
 
 
 @dataclass
@@ -158,9 +162,9 @@ class StreamedReply:
 
     def __iter__(self) -> Iterator[str]:
         for b in self._backends:
-            parts = iter(b.stream(self._prompt))
-            try:
-                first = next(parts)
+            try:  # a backend's stream() may raise on the call itself, not only on the first delta
+                parts = iter(b.stream(self._prompt))
+                first = next(p for p in parts if p)
             except StopIteration:
                 self.failures.append(f"{b.name}: EmptyReply: the streamed reply was empty")
                 continue

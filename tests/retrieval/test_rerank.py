@@ -98,7 +98,9 @@ def test_settings_pick_the_second_stage(tmp_path):
     from srekb.retrieval.settings import Settings
 
     assert type(make_reranker(Settings())) is FeatureReranker
-    assert isinstance(make_reranker(Settings(google_api_key="k"), llm=FakeLLM()), LLMReranker)
+    # A key alone never turns on model reranking (a model call per search); SRE_KB_RERANKER=llm does.
+    assert type(make_reranker(Settings(google_api_key="k"), llm=FakeLLM())) is FeatureReranker
+    assert isinstance(make_reranker(Settings(google_api_key="k", reranker="llm"), llm=FakeLLM()), LLMReranker)
     assert type(make_reranker(Settings(google_api_key="k", reranker="features"), llm=FakeLLM())) is FeatureReranker
     with pytest.raises(ConfigError, match="SRE_KB_RERANKER_MODEL"):
         make_reranker(Settings(reranker="cross-encoder"))
