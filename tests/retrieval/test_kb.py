@@ -40,7 +40,9 @@ def test_ask_answers_with_valid_citations(shipped_kb):
     assert any("patroni" in c.path for c in ans.citations)
     d = ans.to_dict()
     json.dumps(d)
-    assert set(d) == {"question", "intent", "mode", "abstained", "outcome", "answerability", "answer", "citations", "citation_block", "hits", "timings_ms"}
+    assert set(d) == {"question", "intent", "mode", "abstained", "outcome", "answerability", "answer", "parts", "backend", "llm_error",
+                      "unsupported", "citations", "citation_block", "hits", "timings_ms"}
+    assert d["backend"] is None and d["llm_error"] is None and d["parts"] and all(p["source"] for p in d["parts"])
     assert {"embed", "retrieve", "rerank", "total"} <= set(d["timings_ms"])
     assert set(d["citations"][0]) >= {"n", "source_type", "path", "lines", "incident_id", "date", "title", "section", "text"}
 
